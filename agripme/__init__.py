@@ -1,0 +1,1 @@
+"""AgriPME: the farmer registry, season rules, payout batches and their dispatch."""

@@ -1,0 +1,80 @@
+"""The `sika` command: parses arguments, calls service functions, prints.
+
+Each package keeps its Typer sub-app in its own `commands.py`; this module mounts them
+and turns every `SikaError` into one sentence on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from core import console
+from core import commands as db_commands
+from core.errors import SikaError
+from core.logging import configure_logging
+from core.settings import load_settings
+from ledger import commands as ledger_commands
+
+app = typer.Typer(
+    name="sika",
+    help="Sika: subsidy disbursement over mobile money (AgriPME, CIZO), on a double-entry ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_commands.app, name="db")
+app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(ledger_commands.audit_app, name="audit")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    """Configure logging once the settings are known."""
+    _state["debug"] = debug
+    settings = load_settings()
+    configure_logging("DEBUG" if debug else settings.log_level, settings.log_format)
+
+
+def main() -> None:
+    """Entry point of the `sika` script."""
+    try:
+        result = app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            console.err.print(f"error: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.err.print("aborted")
+        sys.exit(1)
+    except SikaError as exc:
+        _report(exc, str(exc))
+        sys.exit(exc.exit_code)
+    except OperationalError as exc:
+        _report(exc, f"the database could not be reached: {str(exc.orig).strip().splitlines()[0]}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _report(exc: BaseException, sentence: str) -> None:
+    if _state["debug"] or "--debug" in sys.argv:
+        traceback.print_exception(exc, file=sys.stderr)
+    console.err.print(f"error: {sentence}", markup=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Sika's settings, read once from the environment (prefix `SIKA_`).
+
+Every option is validated when `load_settings()` runs at start-up, so a typo fails
+there rather than in a worker at 2 a.m.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Everything Sika reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SIKA_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".sika"), description="Keys, embedded database, reports.")
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; embedded PostgreSQL under home when unset."
+    )
+    broker_url: str | None = Field(
+        default=None, description="amqp://... (RabbitMQ) or redis://...; in-process when unset."
+    )
+    ledger_key: Path | None = Field(
+        default=None, description="PEM Ed25519 private key that signs ledger seals."
+    )
+    agent: str | None = Field(default=None, description="Default acting agent for the CLI.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "console", "json"] = "auto"
+
+    sandbox_url: str | None = None
+    flooz_url: str | None = None
+    flooz_username: str | None = None
+    flooz_password: SecretStr | None = None
+    flooz_key: SecretStr | None = None
+    tmoney_url: str | None = None
+    tmoney_username: str | None = None
+    tmoney_password: SecretStr | None = None
+    sms_url: str | None = None
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+            raise ValueError("must start with amqp:// (RabbitMQ) or redis:// (Redis)")
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("postgresql", "postgres://")):
+            raise ValueError("must be a PostgreSQL URL (postgresql://...)")
+        return value
+
+    @property
+    def home_dir(self) -> Path:
+        """`home` made absolute and created on first use."""
+        path = self.home.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process's settings; a malformed variable becomes one `ConfigError`."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        errors = getattr(exc, "errors", lambda: [])()
+        if errors:
+            first = errors[0]
+            name = "SIKA_" + str(first["loc"][0]).upper() if first.get("loc") else "SIKA_*"
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"{name}: {message}") from exc
+        raise ConfigError(str(exc)) from exc

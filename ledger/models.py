@@ -1,0 +1,3 @@
+"""ledger tables."""
+
+from __future__ import annotations

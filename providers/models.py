@@ -1,0 +1,3 @@
+"""providers tables."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Faithful simulators of the Flooz and T-Money APIs and an SMS gateway, faults included."""

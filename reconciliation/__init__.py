@@ -1,0 +1,1 @@
+"""Nightly reconciliation of operator statements against the ledger, breaks and reports."""

@@ -1,0 +1,129 @@
+"""Fixtures shared by every test: real PostgreSQL databases, Sika's environment, the CLI.
+
+A session-wide template database is migrated once; each test that asks for
+`database_url` gets its own copy (CREATE DATABASE ... TEMPLATE), since ledger rows can
+never be deleted and each test wants a clean ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import db, migrate, settings
+
+ADMIN_URL = os.environ.get(
+    "SIKA_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+SIKA = str(Path(sys.executable).parent / "sika")
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _url_for(name: str) -> str:
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _create(name: str, template: str | None = None) -> None:
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    with psycopg.connect(_libpq(ADMIN_URL), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(_libpq(ADMIN_URL), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A database migrated to head, used only as a template."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"sika_tpl_{worker}_{os.getpid()}"
+    _drop(name)
+    _create(name)
+    engine = db.build_engine(_url_for(name), pool_size=1)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield name
+    _drop(name)
+
+
+@pytest.fixture
+def database_url(template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"sika_t_{uuid.uuid4().hex[:16]}"
+    _create(name, template=template_database)
+    yield _url_for(name)
+    _drop(name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = db.build_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _clear_caches() -> None:
+    settings.load_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_sessionmaker.cache_clear()
+
+
+@pytest.fixture
+def sika_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> Iterator[dict[str, str]]:
+    """Sika's environment pointed at this test's database and a fresh SIKA_HOME."""
+    home = tmp_path / "sika-home"
+    env = {"SIKA_HOME": str(home), "SIKA_DATABASE_URL": database_url, "SIKA_LOG_FORMAT": "json"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _clear_caches()
+    yield env
+    _clear_caches()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one `sika` run printed and returned."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_sika(*args: str, env: dict[str, str], timeout: float = 120) -> Result:
+    """Run the installed `sika` command as a user would, in a child process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SIKA_")}
+    full_env.update(env)
+    proc = subprocess.run(
+        [SIKA, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
