@@ -12,12 +12,15 @@ import traceback
 import typer
 from sqlalchemy.exc import OperationalError
 
-from core import console
+from agripme import commands as agripme_commands
+from core import agent_commands, console
 from core import commands as db_commands
 from core.errors import SikaError
 from core.logging import configure_logging
 from core.settings import load_settings
 from ledger import commands as ledger_commands
+from providers import commands as provider_commands
+from providers.sandbox import commands as sandbox_commands
 
 app = typer.Typer(
     name="sika",
@@ -29,6 +32,12 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(ledger_commands.audit_app, name="audit")
+app.add_typer(agent_commands.app, name="agent")
+app.add_typer(provider_commands.app, name="providers")
+app.add_typer(sandbox_commands.app, name="sandbox")
+app.add_typer(agripme_commands.app, name="agripme")
+app.command("serve")(provider_commands.serve)
+ledger_commands.audit_app.command("log")(agent_commands.audit_log)
 
 _state = {"debug": False}
 

@@ -8,7 +8,9 @@ from core import console, migrate
 from core.db import build_engine, masked, resolve_url
 from core.settings import load_settings
 
-app = typer.Typer(help="The database: URL, schema upgrades, the embedded server.", no_args_is_help=True)
+app = typer.Typer(
+    help="The database: URL, schema upgrades, the embedded server.", no_args_is_help=True
+)
 
 
 @app.command("url")
@@ -43,4 +45,6 @@ def stop_command() -> None:
         console.err.print("SIKA_DATABASE_URL is set: there is no embedded server to stop.")
         return
     stopped = embedded.stop(settings.home_dir)
-    console.err.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    console.err.print(
+        "embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running"
+    )

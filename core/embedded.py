@@ -7,6 +7,7 @@ never keeps the server alive forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -52,12 +53,11 @@ def start(home: Path) -> str:
         server = embedded.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     admin_uri = server.get_uri("postgres")
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-        if not exists:
-            try:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        if conn.execute(query, (DATABASE,)).fetchone() is None:
+            # a concurrent sika process may create it first
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another sika process created it first
     socket_dir = admin_uri.split("host=", 1)[1]
     return f"postgresql+psycopg://postgres@/{DATABASE}?host={socket_dir}"
 

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "core.models",
     "ledger.models",
     "providers.models",
+    "agripme.models",
 )
 for module in MODEL_MODULES:
     importlib.import_module(module)
@@ -20,7 +21,7 @@ for module in MODEL_MODULES:
 MIGRATION_LOCK = 0x51CA
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     engine = context.config.attributes.get("engine")
     if engine is not None:
         return engine

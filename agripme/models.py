@@ -1,0 +1,3 @@
+"""AgriPME tables."""
+
+from __future__ import annotations
