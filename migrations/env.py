@@ -11,6 +11,7 @@ from core.db import Base
 
 MODEL_MODULES = (
     "core.models",
+    "core.outbox",
     "ledger.models",
     "providers.models",
     "agripme.models",
