@@ -32,6 +32,13 @@ class Settings(BaseSettings):
         default=None, description="PEM Ed25519 private key that signs ledger seals."
     )
     agent: str | None = Field(default=None, description="Default acting agent for the CLI.")
+    pii_keys: SecretStr | None = Field(
+        default=None,
+        description='AES-256 keys for personal data, "1:<base64>,2:<base64>"; newest encrypts.',
+    )
+    blind_index_key: SecretStr | None = Field(
+        default=None, description="Base64 HMAC key of the personal-data blind index."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "console", "json"] = "auto"
 
@@ -59,6 +66,14 @@ class Settings(BaseSettings):
             return None
         if not value.get_secret_value().startswith(("postgresql", "postgres://")):
             raise ValueError("must be a PostgreSQL URL (postgresql://...)")
+        return value
+
+    @field_validator("pii_keys", "blind_index_key")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # the format itself is checked by core.crypto when keys are first loaded
+        if value is None or not value.get_secret_value().strip():
+            return None
         return value
 
     @property

@@ -1,4 +1,5 @@
 """The double-entry ledger: accounts, transfers, two-phase holds, limits and daily seals.
 
-It knows francs and account codes, never farmers or operators.
+Other packages call `ledger.api` (types in `ledger.types`, seals in `ledger.seals`);
+it knows francs and account codes, never farmers or operators.
 """

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import db, migrate, settings
 
+pytest_plugins = ["tests.fixtures.sandbox"]
+
 ADMIN_URL = os.environ.get(
     "SIKA_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -29,9 +29,7 @@ def broker(request: pytest.FixtureRequest) -> Any:
     broker.close()
 
 
-def _declare_recorder(
-    broker: dramatiq.Broker, queue: str, seen: list[dict[str, Any]]
-) -> str:
+def _declare_recorder(broker: dramatiq.Broker, queue: str, seen: list[dict[str, Any]]) -> str:
     name = f"record_{queue}"
 
     def record(**kwargs: Any) -> None:

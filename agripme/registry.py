@@ -1,0 +1,591 @@
+"""The farmer registry: streaming CSV import, lookup, and decryption when paying.
+
+A file is read row by row and written in chunks through COPY into a temporary table and
+one set-based upsert per chunk, so a million rows import in bounded memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from agripme.models import FIRST_NAME, LAST_NAME, NATIONAL_ID, PHONE, RECORD, Farmer, Region
+from core.agents import record
+from core.crypto import PiiKeys
+from core.errors import NotFoundError, ValidationError
+from core.models import Agent
+from providers.msisdn import InvalidMsisdn, Operator, mask, normalise, route
+
+CHUNK_ROWS = 5_000
+MAX_ERRORS_KEPT = 10_000
+# serialises imports: the duplicate checks of one chunk must see every earlier write
+_IMPORT_LOCK = 0x51CA_F42E
+
+REQUIRED = (
+    "national_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "region",
+    "prefecture",
+    "canton",
+    "village",
+    "crop",
+    "area_ha",
+)
+_ALIASES = {
+    "national_id": "national_id",
+    "numero_carte": "national_id",
+    "first_name": "first_name",
+    "prenom": "first_name",
+    "last_name": "last_name",
+    "nom": "last_name",
+    "phone": "phone",
+    "telephone": "phone",
+    "region": "region",
+    "prefecture": "prefecture",
+    "canton": "canton",
+    "village": "village",
+    "crop": "crop",
+    "culture": "crop",
+    "area_ha": "area_ha",
+    "superficie_ha": "area_ha",
+    "operator": "operator",
+    "operateur": "operator",
+}
+_OPERATORS = {
+    "flooz": Operator.FLOOZ,
+    "moov": Operator.FLOOZ,
+    "tmoney": Operator.TMONEY,
+    "t-money": Operator.TMONEY,
+    "togocom": Operator.TMONEY,
+}
+_NATIONAL_ID = re.compile(r"^[A-Z0-9][A-Z0-9/.\-]{2,39}$")
+_AREA = re.compile(r"^(\d{1,9})(?:[.,](\d+))?$")
+_MAX_TEXT = 200
+
+
+def fold(value: str) -> str:
+    """Lower case, accents removed, spaces and dashes as `_`: how headers and regions match."""
+    decomposed = unicodedata.normalize("NFKD", value.strip().lower())
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"[\s\-]+", "_", bare)
+
+
+_REGIONS = {fold(region.value): region for region in Region}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One invalid or duplicate field of one data row (row 1 is the first data row)."""
+
+    row: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class FarmerRow:
+    """A valid, normalised registry row, still in plaintext."""
+
+    national_id: str
+    first_name: str
+    last_name: str
+    phone: str
+    region: Region
+    prefecture: str
+    canton: str
+    village: str
+    crop: str
+    area_m2: int
+    operator: Operator | None
+
+
+@dataclass
+class ImportReport:
+    """What an import did; `updated` counts known farmers, `unchanged` is the part of them
+    whose row was identical (and so not rewritten)."""
+
+    accepted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    errors_omitted: int = 0
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was accepted or updated."""
+        return self.rejected == 0 and self.duplicates == 0
+
+    def add_error(self, error: RowError) -> None:
+        # counts stay exact; only the listed messages are bounded
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+        else:
+            self.errors_omitted += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "accepted": self.accepted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "dry_run": self.dry_run,
+            "errors": [error.as_dict() for error in self.errors],
+        }
+        if self.errors_omitted:
+            data["errors_omitted"] = self.errors_omitted
+        return data
+
+
+# --- parsing and validation --------------------------------------------------------------
+
+
+def parse_area(raw: str) -> int:
+    """`"1,25"` or `"1.25"` hectares → 12,500 m²; `ValueError` with the reason otherwise."""
+    match = _AREA.match(raw.strip())
+    if match is None:
+        raise ValueError(f"{raw.strip()!r} is not a positive number of hectares")
+    whole, fraction = match.group(1), match.group(2) or ""
+    if len(fraction) > 4:
+        fraction = fraction.rstrip("0")
+        if len(fraction) > 4:
+            raise ValueError(f"{raw.strip()!r} is more precise than a square metre (4 decimals)")
+    area = int(whole) * 10_000 + int(fraction.ljust(4, "0") or 0)
+    if area <= 0:
+        raise ValueError("the area must be greater than zero")
+    return area
+
+
+def format_area(area_m2: int) -> str:
+    """12,500 m² → `"1.25"` hectares."""
+    whole, rest = divmod(area_m2, 10_000)
+    return f"{whole}.{rest:04d}".rstrip("0").rstrip(".") if rest else str(whole)
+
+
+def _text(value: str, name: str, errors: list[tuple[str, str]]) -> str:
+    cleaned = unicodedata.normalize("NFC", " ".join(value.split()))
+    if not cleaned:
+        errors.append((name, f"{name} is empty"))
+    elif len(cleaned) > _MAX_TEXT:
+        errors.append((name, f"{name} is longer than {_MAX_TEXT} characters"))
+    return cleaned
+
+
+def validate_row(values: dict[str, str]) -> FarmerRow | list[tuple[str, str]]:
+    """A normalised row, or every (field, message) that is wrong with it."""
+    errors: list[tuple[str, str]] = []
+    national_id = re.sub(r"\s+", "", values.get("national_id", "")).upper()
+    if not national_id:
+        errors.append(("national_id", "national ID is missing"))
+    elif not _NATIONAL_ID.match(national_id):
+        errors.append(
+            ("national_id", "national ID must be 3 to 40 letters, digits, '/', '.' or '-'")
+        )
+    first_name = _text(values.get("first_name", ""), "first_name", errors)
+    last_name = _text(values.get("last_name", ""), "last_name", errors)
+    phone = ""
+    try:
+        phone = normalise(values.get("phone", ""))
+    except InvalidMsisdn as exc:
+        errors.append(("phone", str(exc)))
+    region = _REGIONS.get(fold(values.get("region", "")))
+    if region is None:
+        errors.append(
+            (
+                "region",
+                f"{values.get('region', '').strip()!r} is not a region of Togo "
+                "(Maritime, Plateaux, Centrale, Kara, Savanes)",
+            )
+        )
+    prefecture = _text(values.get("prefecture", ""), "prefecture", errors)
+    canton = _text(values.get("canton", ""), "canton", errors)
+    village = _text(values.get("village", ""), "village", errors)
+    crop = _text(values.get("crop", ""), "crop", errors)
+    area_m2 = 0
+    try:
+        area_m2 = parse_area(values.get("area_ha", ""))
+    except ValueError as exc:
+        errors.append(("area_ha", str(exc)))
+    operator: Operator | None = None
+    raw_operator = values.get("operator", "").strip().lower()
+    if raw_operator:
+        operator = _OPERATORS.get(raw_operator)
+        if operator is None:
+            errors.append(("operator", f"{raw_operator!r} is not an operator: flooz or tmoney"))
+    if errors:
+        return errors
+    assert region is not None
+    return FarmerRow(
+        national_id,
+        first_name,
+        last_name,
+        phone,
+        region,
+        prefecture,
+        canton,
+        village,
+        crop,
+        area_m2,
+        operator,
+    )
+
+
+def _open_rows(handle: io.TextIOBase) -> tuple[list[str], Iterator[list[str]]]:
+    """(canonical column names, row iterator); refuses a file missing a required column."""
+    header_line = handle.readline()
+    if not header_line.strip():
+        raise ValidationError("the file is empty: expected a header line")
+    # sniff only the header: data rows may hold decimal commas ("1,5") in a ';' file
+    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    columns = [_ALIASES.get(fold(name), "") for name in header]
+    missing = [name for name in REQUIRED if name not in columns]
+    if missing:
+        raise ValidationError(f"the file has no {missing[0]} column (nor its French name)")
+    return columns, csv.reader(handle, delimiter=delimiter)
+
+
+def iter_file_rows(path: Path) -> Iterator[tuple[int, FarmerRow | list[tuple[str, str]]]]:
+    """(row number, validated row or its errors) for each data row, streamed."""
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as handle:
+            columns, reader = _open_rows(handle)
+            for number, cells in enumerate(reader, start=1):
+                if not any(cell.strip() for cell in cells):
+                    continue
+                values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
+                yield number, validate_row(values)
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path.name} is not UTF-8 text: export it as CSV UTF-8") from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
+
+
+# --- import ---------------------------------------------------------------------------------
+
+_STAGING_COLUMNS = (
+    "rownum",
+    "national_id_enc",
+    "national_id_bidx",
+    "first_name_enc",
+    "last_name_enc",
+    "phone_enc",
+    "phone_bidx",
+    "region",
+    "prefecture",
+    "canton",
+    "village",
+    "crop",
+    "area_m2",
+    "operator",
+    "record_digest",
+)
+_FARMER_COLUMNS = _STAGING_COLUMNS[1:]
+_UPSERT = f"""
+INSERT INTO farmers ({", ".join(_FARMER_COLUMNS)})
+SELECT {", ".join(_FARMER_COLUMNS)} FROM import_staging ORDER BY rownum
+ON CONFLICT (national_id_bidx) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _FARMER_COLUMNS if c != "national_id_bidx")}
+WHERE farmers.record_digest <> EXCLUDED.record_digest
+RETURNING (xmax = 0) AS inserted
+"""  # noqa: S608 - column names are constants of this module
+
+
+def _record_digest(keys: PiiKeys, row: FarmerRow) -> bytes:
+    parts = (
+        row.national_id,
+        row.first_name,
+        row.last_name,
+        row.phone,
+        row.region.value,
+        row.prefecture,
+        row.canton,
+        row.village,
+        row.crop,
+        str(row.area_m2),
+        row.operator.value if row.operator else "",
+    )
+    return keys.blind_index.digest("\x1f".join(parts), RECORD)
+
+
+def _staging_tuple(keys: PiiKeys, item: _Pending) -> tuple[Any, ...]:
+    ring, row = keys.keyring, item.row
+    return (
+        item.number,
+        ring.encrypt(row.national_id, NATIONAL_ID),
+        item.nid_bidx,
+        ring.encrypt(row.first_name, FIRST_NAME),
+        ring.encrypt(row.last_name, LAST_NAME),
+        ring.encrypt(row.phone, PHONE),
+        item.phone_bidx,
+        row.region.value,
+        row.prefecture,
+        row.canton,
+        row.village,
+        row.crop,
+        row.area_m2,
+        row.operator.value if row.operator else None,
+        _record_digest(keys, row),
+    )
+
+
+def _held_phones(session: Session, chunk: list[_Pending]) -> dict[bytes, bytes]:
+    """phone blind index → national-ID blind index, for this chunk's phones already stored."""
+    rows = session.execute(
+        text("SELECT phone_bidx, national_id_bidx FROM farmers WHERE phone_bidx = ANY(:phones)"),
+        {"phones": [item.phone_bidx for item in chunk]},
+    )
+    return {bytes(phone): bytes(nid) for phone, nid in rows}
+
+
+def _write_chunk(
+    session: Session,
+    chunk: list[_Pending],
+    keys: PiiKeys,
+    seen: tuple[set[bytes], set[bytes]],
+    report: ImportReport,
+) -> None:
+    """Find duplicates (database first, then earlier rows), COPY the rest, upsert them."""
+    seen_ids, seen_phones = seen
+    held = _held_phones(session, chunk)
+    staged: list[tuple[Any, ...]] = []
+    for item in chunk:
+        owner = held.get(item.phone_bidx)
+        if owner is not None and owner != item.nid_bidx:
+            report.duplicates += 1
+            report.add_error(
+                RowError(item.number, "phone", "phone number already held by another farmer")
+            )
+            continue
+        if item.nid_bidx in seen_ids:
+            report.duplicates += 1
+            report.add_error(
+                RowError(item.number, "national_id", "national ID appears earlier in the file")
+            )
+            continue
+        if item.phone_bidx in seen_phones:
+            report.duplicates += 1
+            report.add_error(
+                RowError(item.number, "phone", "phone number given to another farmer earlier")
+            )
+            continue
+        seen_ids.add(item.nid_bidx)
+        seen_phones.add(item.phone_bidx)
+        staged.append(_staging_tuple(keys, item))
+    if not staged:
+        return
+    session.execute(text("TRUNCATE import_staging"))
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY import_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for values in staged:
+            copy.write_row(values)
+    known = session.execute(
+        text("SELECT count(*) FROM import_staging s JOIN farmers f USING (national_id_bidx)")
+    ).scalar_one()
+    written = session.execute(text(_UPSERT)).scalars().all()
+    inserted = sum(1 for flag in written if flag)
+    report.accepted += inserted
+    report.updated += known
+    report.unchanged += known - (len(written) - inserted)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A valid row with its blind indexes, waiting for the duplicate checks."""
+
+    number: int
+    row: FarmerRow
+    nid_bidx: bytes
+    phone_bidx: bytes
+
+
+def _chunks(
+    rows: Iterable[tuple[int, FarmerRow | list[tuple[str, str]]]],
+    keys: PiiKeys,
+    report: ImportReport,
+    size: int,
+) -> Iterator[list[_Pending]]:
+    """Count invalid rows, and group valid ones with their blind indexes into chunks."""
+    chunk: list[_Pending] = []
+    index = keys.blind_index
+    for number, result in rows:
+        if isinstance(result, list):
+            report.rejected += 1
+            for field_name, message in result:
+                report.add_error(RowError(number, field_name, message))
+            continue
+        chunk.append(
+            _Pending(
+                number,
+                result,
+                index.digest(result.national_id, NATIONAL_ID),
+                index.digest(result.phone, PHONE),
+            )
+        )
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def import_farmers(
+    factory: sessionmaker[Session],
+    path: Path,
+    keys: PiiKeys,
+    *,
+    agent: Agent | None = None,
+    dry_run: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportReport:
+    """Import a registry CSV: valid rows are inserted or update the farmer they name.
+
+    One transaction for the whole file, committed at the end (rolled back for a dry run,
+    which therefore reports exactly what a real run would do). The caller checks roles.
+    """
+    report = ImportReport(dry_run=dry_run)
+    session = factory()
+    try:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+        session.execute(
+            text(
+                "CREATE TEMP TABLE import_staging (rownum bigint, national_id_enc bytea, "
+                "national_id_bidx bytea, first_name_enc bytea, last_name_enc bytea, "
+                "phone_enc bytea, phone_bidx bytea, region text, prefecture text, canton text, "
+                "village text, crop text, area_m2 bigint, operator text, record_digest bytea) "
+                "ON COMMIT DROP"
+            )
+        )
+        # 32-byte keyed digests only: bounded memory, and no plaintext kept
+        seen: tuple[set[bytes], set[bytes]] = (set(), set())
+        for chunk in _chunks(iter_file_rows(path), keys, report, chunk_rows):
+            _write_chunk(session, chunk, keys, seen, report)
+        if dry_run:
+            session.rollback()
+        else:
+            record(
+                session,
+                agent,
+                "agripme.farmers.import",
+                {"file": path.name, **{k: v for k, v in report.as_dict().items() if k != "errors"}},
+            )
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    report.errors.sort(key=lambda error: error.row)
+    return report
+
+
+# --- lookup and decryption ---------------------------------------------------------------
+
+
+def normalise_national_id(value: str) -> str:
+    """A national ID as stored before encryption: no spaces, upper case."""
+    return re.sub(r"\s+", "", value or "").upper()
+
+
+def get_farmer(session: Session, national_id: str, keys: PiiKeys) -> Farmer:
+    """The farmer with this national ID (found through the blind index), or `NotFoundError`."""
+    digest = keys.blind_index.digest(normalise_national_id(national_id), NATIONAL_ID)
+    farmer = session.scalar(select(Farmer).where(Farmer.national_id_bidx == digest))
+    if farmer is None:
+        raise NotFoundError("no farmer with that national ID")
+    return farmer
+
+
+def find_by_phone(session: Session, msisdn: str, keys: PiiKeys) -> Farmer | None:
+    """The farmer holding this phone number, if any."""
+    digest = keys.blind_index.digest(normalise(msisdn), PHONE)
+    return session.scalar(select(Farmer).where(Farmer.phone_bidx == digest))
+
+
+def farmer_msisdn(farmer: Farmer, keys: PiiKeys) -> str:
+    """The farmer's phone number, `228XXXXXXXX`, decrypted for paying."""
+    return keys.keyring.decrypt(farmer.phone_enc, PHONE)
+
+
+def farmer_operator(farmer: Farmer, keys: PiiKeys) -> Operator:
+    """Where to pay the farmer: the registry's override, else the prefix's operator."""
+    return route(farmer_msisdn(farmer, keys), farmer.operator)
+
+
+def farmer_view(farmer: Farmer, keys: PiiKeys, *, reveal: bool = False) -> dict[str, Any]:
+    """The farmer for a screen: phone masked unless `reveal` (which the caller authorised)."""
+    ring = keys.keyring
+    phone = farmer_msisdn(farmer, keys)
+    return {
+        "id": farmer.id,
+        "national_id": ring.decrypt(farmer.national_id_enc, NATIONAL_ID),
+        "first_name": ring.decrypt(farmer.first_name_enc, FIRST_NAME),
+        "last_name": ring.decrypt(farmer.last_name_enc, LAST_NAME),
+        "phone": phone if reveal else mask(phone),
+        "operator": route(phone, farmer.operator).value,
+        "operator_override": farmer.operator,
+        "region": farmer.region,
+        "prefecture": farmer.prefecture,
+        "canton": farmer.canton,
+        "village": farmer.village,
+        "crop": farmer.crop,
+        "area_ha": format_area(farmer.area_m2),
+        "created_at": farmer.created_at.isoformat() if farmer.created_at else None,
+        "updated_at": farmer.updated_at.isoformat() if farmer.updated_at else None,
+    }
+
+
+_ENCRYPTED = (
+    ("national_id_enc", NATIONAL_ID),
+    ("first_name_enc", FIRST_NAME),
+    ("last_name_enc", LAST_NAME),
+    ("phone_enc", PHONE),
+)
+
+
+def reencrypt_farmers(factory: sessionmaker[Session], keys: PiiKeys, *, page: int = 1000) -> int:
+    """Move every farmer's personal data to the current key version; returns rows rewritten.
+
+    One page per transaction, so a long rotation never holds locks on the whole registry
+    and can be resumed after an interruption.
+    """
+    ring = keys.keyring
+    rewritten = 0
+    last_id = 0
+    while True:
+        with factory() as session, session.begin():
+            farmers = session.scalars(
+                select(Farmer).where(Farmer.id > last_id).order_by(Farmer.id).limit(page)
+            ).all()
+            if not farmers:
+                return rewritten
+            for farmer in farmers:
+                changed = False
+                for column, context in _ENCRYPTED:
+                    token = getattr(farmer, column)
+                    if ring.version_of(token) != ring.current:
+                        setattr(farmer, column, ring.reencrypt(token, context))
+                        changed = True
+                rewritten += changed
+            last_id = farmers[-1].id

@@ -1,0 +1,95 @@
+"""Agents, roles, signatures and the append-only, hash-chained audit log on real PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from core import agents, signing
+from core.db import unit_of_work
+from core.errors import AuthorizationError, ValidationError
+from core.models import Role
+
+
+def test_roles_signatures_and_public_key_registration(session_factory, sika_env, tmp_path):
+    # Given a maker with a generated key and an approver registered by public key only
+    outside = signing.generate_private_key()
+    with unit_of_work(session_factory) as session:
+        maker = agents.add_agent(session, "Ama", Role.MAKER)
+        approver = agents.add_agent(
+            session, "kofi", "approver", public_key_pem=signing.public_pem(outside)
+        )
+    assert maker.name == "ama"
+    assert not agents.agent_key_path("kofi").exists()
+    with unit_of_work(session_factory) as session:
+        # Then roles are enforced with a sentence naming agent and roles
+        assert agents.require_role(session, "ama", Role.MAKER).id == maker.id
+        needs = "'ama' has the role maker; this needs approver"
+        with pytest.raises(AuthorizationError, match=needs):
+            agents.require_role(session, "ama", Role.APPROVER)
+        with pytest.raises(AuthorizationError, match="no acting agent"):
+            agents.resolve_agent(session, None)
+        with pytest.raises(ValidationError):
+            agents.add_agent(session, "ama", Role.ADMIN)
+        with pytest.raises(ValidationError):
+            agents.add_agent(session, "bad name!", Role.ADMIN)
+    # And signatures verify against the registered key only
+    signature = agents.sign_as(maker, b"manifest")
+    assert agents.verify_agent_signature(maker, b"manifest", signature)
+    assert not agents.verify_agent_signature(maker, b"manifest!", signature)
+    assert agents.verify_agent_signature(approver, b"m", signing.sign(outside, b"m"))
+
+
+def test_role_is_checked_by_the_database(session_factory, sika_env):
+    insert = text(
+        "INSERT INTO agents (name, role, public_key, key_fingerprint) "
+        "VALUES ('eve', 'root', 'x', 'y')"
+    )
+    with unit_of_work(session_factory) as session, pytest.raises(DBAPIError):
+        session.execute(insert)
+
+
+def _raw(database_url: str) -> psycopg.Connection:
+    return psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
+
+
+def test_audit_log_refuses_update_delete_truncate(session_factory, sika_env, database_url):
+    with unit_of_work(session_factory) as session:
+        agents.add_agent(session, "ama", Role.MAKER)
+    with _raw(database_url) as conn:
+        for statement in (
+            "UPDATE audit_log SET action = 'nothing'",
+            "DELETE FROM audit_log",
+            "TRUNCATE audit_log",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute(statement)
+        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
+
+
+def test_hash_chain_detects_a_tampered_entry(session_factory, sika_env, database_url):
+    # Given three entries
+    with unit_of_work(session_factory) as session:
+        actor = agents.add_agent(session, "ama", Role.ADMIN)
+        agents.record(session, actor, "test.one", {"amount": 3000})
+        agents.record(session, actor, "test.two", {"amount": 4000})
+    with unit_of_work(session_factory) as session:
+        assert agents.verify_chain(session) == []
+    # When a superuser goes around the trigger and alters the middle entry's arguments
+    with _raw(database_url) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "UPDATE audit_log SET arguments = '{\"amount\": 9000}' WHERE action = 'test.one'"
+        )
+    # Then the chain shows where
+    with unit_of_work(session_factory) as session:
+        breaks = agents.verify_chain(session)
+    assert [b.reason for b in breaks] == ["arguments altered"]
+    # And removing an entry is seen too
+    with _raw(database_url) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM audit_log WHERE action = 'test.one'")
+    with unit_of_work(session_factory) as session:
+        assert any("removed" in b.reason for b in agents.verify_chain(session))
