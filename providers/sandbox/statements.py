@@ -18,30 +18,8 @@ from providers.sandbox.state import (
     TxStatus,
     WalletStatus,
 )
+from providers.statements import FLOOZ_COLUMNS, TMONEY_COLUMNS
 
-FLOOZ_COLUMNS = [
-    "Transaction ID",
-    "Transaction Initiated Time",
-    "FRMSISDN",
-    "TOMSISDN",
-    "FRNAME",
-    "TONAME",
-    "Transaction Type",
-    "Original Amount",
-    "Fee",
-    "Reference",
-    "Status",
-]
-TMONEY_COLUMNS = [
-    "refTmoney",
-    "idRequete",
-    "dateHeureTmoney",
-    "typeRequete",
-    "numeroClient",
-    "montant",
-    "frais",
-    "statutRequete",
-]
 FLOOZ_TYPES = {Kind.PAYOUT: "B2C", Kind.COLLECTION: "C2B", Kind.REVERSAL: "REVERSAL"}
 FLOOZ_STATUS = {
     TxStatus.SUCCEEDED: "SUCCESS",
