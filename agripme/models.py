@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, LargeBinary, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -68,3 +79,19 @@ class Farmer(Base):
     record_digest: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Season(Base):
+    """A season's rules (`agripme.seasons.SeasonRules`, stored as given) and its budget."""
+
+    __tablename__ = "agripme_seasons"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$'", name="code_format"),
+        CheckConstraint("budget > 0", name="budget_positive"),
+    )
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    budget: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

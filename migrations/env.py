@@ -14,7 +14,10 @@ MODEL_MODULES = (
     "core.outbox",
     "ledger.models",
     "providers.models",
+    "payouts.models",
     "agripme.models",
+    "cizo.models",
+    "reconciliation.models",
 )
 for module in MODEL_MODULES:
     importlib.import_module(module)

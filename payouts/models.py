@@ -1,0 +1,180 @@
+"""Payout batches and their lines: the tables every programme's disbursements go through.
+
+A batch is built by a programme (AgriPME from its season rules, CIZO from what is owed to
+solar companies), signed by its maker, approved by a second agent, then dispatched. Each
+line's state only moves forward, by conditional updates (`payouts.dispatch`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base
+
+# AES-GCM associated data of a line's phone number
+LINE_MSISDN = "payout_lines.msisdn"
+
+
+class BatchStatus(enum.StrEnum):
+    """A batch's life: signed by its maker, approved, dispatched, every line final."""
+
+    CREATED = "created"
+    APPROVED = "approved"
+    DISPATCHED = "dispatched"
+    COMPLETED = "completed"
+
+
+class LineStatus(enum.StrEnum):
+    """A payout line's state (DESIGN §4). `pending` and `unknown` are settled only by a
+    status query, a callback confirmed by one, or reconciliation."""
+
+    CREATED = "created"
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (LineStatus.SUCCEEDED, LineStatus.FAILED)
+
+
+IN_FLIGHT = (LineStatus.QUEUED, LineStatus.SUBMITTED, LineStatus.PENDING, LineStatus.UNKNOWN)
+
+_BATCH_STATUSES = ", ".join(f"'{s.value}'" for s in BatchStatus)
+_LINE_STATUSES = ", ".join(f"'{s.value}'" for s in LineStatus)
+
+
+class PayoutBatch(Base):
+    """One disbursement run, signed by its maker and approved by a different agent."""
+
+    __tablename__ = "payout_batches"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_BATCH_STATUSES})", name="status_known"),
+        CheckConstraint("approver_id IS NULL OR approver_id <> maker_id", name="four_eyes"),
+        CheckConstraint("total >= 0 AND lines >= 0", name="totals_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    programme: Mapped[str] = mapped_column(Text)
+    # what the programme pays under: a season code, a solar company
+    scope: Mapped[str] = mapped_column(Text)
+    # the ledger account each line's pending transfer debits
+    debit_account: Mapped[str] = mapped_column(Text)
+    # text the operator shows with the credit (Flooz extendeddata, T-Money description)
+    description: Mapped[str] = mapped_column(Text)
+    # French SMS sent on success; `{amount}` is replaced by the amount written the French way
+    notice: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(Text, default=BatchStatus.CREATED.value)
+    lines: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(BigInteger)
+    manifest: Mapped[str] = mapped_column(Text)
+    maker_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    maker_signature: Mapped[str] = mapped_column(Text)
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    approver_signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PayoutLine(Base):
+    """One payee's payout in a batch; its current attempt's state lives here.
+
+    `reference` is the attempt's operator reference (the idempotency key at the operator)
+    and `pending_id` the attempt's pending transfer in the ledger. Earlier attempts that
+    definitively failed are kept in `payout_attempts`.
+    """
+
+    __tablename__ = "payout_lines"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_LINE_STATUSES})", name="status_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("operator ~ '^[a-z][a-z0-9_]*$'", name="operator_named"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        # a farmer is paid at most once a season: only a definitively failed line frees
+        # the place for another
+        Index(
+            "ux_payout_lines_once_per_scope",
+            "scope",
+            "payee",
+            unique=True,
+            postgresql_where=text("status <> 'failed'"),
+        ),
+        Index("ix_payout_lines_batch", "batch_id", "seq", unique=True),
+        Index("ix_payout_lines_reference", "reference", unique=True),
+        Index("ix_payout_lines_operator_reference", "operator_reference"),
+        Index(
+            "ix_payout_lines_open",
+            "batch_id",
+            postgresql_where=text("status NOT IN ('succeeded', 'failed')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    scope: Mapped[str] = mapped_column(Text)
+    # the programme's payee: `farmer:<id>`, `company:<code>`
+    payee: Mapped[str] = mapped_column(Text)
+    msisdn_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    operator: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text, default=LineStatus.CREATED.value)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    reference: Mapped[str] = mapped_column(Text)
+    pending_id: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    operator_reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # how many times this attempt's request left Sika (resends reuse the reference)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    # when the next status query is due; NULL when none is scheduled
+    check_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # set by reconciliation: a success the operator later reversed, to follow up
+    flagged: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PayoutAttempt(Base):
+    """An earlier attempt of a line that definitively failed and was replaced by a retry."""
+
+    __tablename__ = "payout_attempts"
+    __table_args__ = (Index("ix_payout_attempts_line", "line_id", "attempt", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("payout_lines.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(Text, unique=True)
+    pending_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    operator_reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    archived_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
