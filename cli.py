@@ -13,14 +13,18 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from agripme import commands as agripme_commands
+from cizo import commands as cizo_commands
 from core import agent_commands, console
 from core import commands as db_commands
 from core.errors import SikaError
 from core.logging import configure_logging
 from core.settings import load_settings
 from ledger import commands as ledger_commands
+from payouts import callbacks as payout_callbacks
+from payouts import commands as payout_commands
 from providers import commands as provider_commands
 from providers.sandbox import commands as sandbox_commands
+from reconciliation import commands as reconciliation_commands
 
 app = typer.Typer(
     name="sika",
@@ -36,8 +40,22 @@ app.add_typer(agent_commands.app, name="agent")
 app.add_typer(provider_commands.app, name="providers")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(agripme_commands.app, name="agripme")
-app.command("serve")(provider_commands.serve)
+app.add_typer(cizo_commands.app, name="cizo")
+app.add_typer(reconciliation_commands.app, name="reconcile")
+app.add_typer(payout_commands.funds_app, name="funds")
+app.command("worker")(payout_commands.worker_command)
 ledger_commands.audit_app.command("log")(agent_commands.audit_log)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8800, "--port", help="Port to listen on."),
+) -> None:
+    """Receive operator callbacks and SMS delivery reports over HTTP."""
+    payout_callbacks.register_handlers()
+    provider_commands.serve(host=host, port=port)
+
 
 _state = {"debug": False}
 

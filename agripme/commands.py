@@ -6,18 +6,26 @@ from pathlib import Path
 
 import typer
 
-from agripme import registry
+from agripme import batches as season_batches
+from agripme import registry, seasons
 from core import agents, console
 from core.crypto import load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.models import Role
 from core.settings import load_settings
+from payouts.commands import register_batch_commands
 
 app = typer.Typer(help="AgriPME: farmers, seasons and payout batches.", no_args_is_help=True)
 farmers_app = typer.Typer(
     help="The farmer registry: import, look up, re-encrypt.", no_args_is_help=True
 )
 app.add_typer(farmers_app, name="farmers")
+season_app = typer.Typer(help="Seasons: rules and budget.", no_args_is_help=True)
+app.add_typer(season_app, name="season")
+batch_app = typer.Typer(
+    help="Payout batches: create, approve, dispatch, show, retry, export.", no_args_is_help=True
+)
+app.add_typer(batch_app, name="batch")
 
 _AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
 _ERRORS_SHOWN = 20
@@ -93,3 +101,88 @@ def reencrypt_command(
         )
     result = {"key_version": keys.keyring.current, "rewritten": rewritten}
     console.emit(result, as_json, "reencrypt")
+
+
+@season_app.command("create")
+def season_create_command(
+    code: str = typer.Argument(..., help="Season code, e.g. 2026A."),
+    rules: Path = typer.Option(..., "--rules", help="The season's rules, TOML."),
+    agent: str | None = _AGENT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create a season from its rules file and book its budget in the ledger."""
+    parsed = seasons.load_rules(rules)
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.ADMIN, Role.MAKER)
+        season = seasons.create_season(session, code, parsed, acting)
+        agents.record(
+            session,
+            acting,
+            "agripme.season.create",
+            {"season": season.code, "rules": parsed.as_stored()},
+        )
+        result = {
+            "season": season.code,
+            "budget": season.budget,
+            "account": seasons.budget_account(season.code),
+            "per_bag": parsed.per_bag,
+            "max_bags": parsed.max_bags,
+            "regions": [r.value for r in parsed.regions] if parsed.regions else "all",
+        }
+    console.emit(result, as_json, "season")
+
+
+@season_app.command("show")
+def season_show_command(
+    code: str = typer.Argument(..., help="Season code."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A season's rules, budget and what is left of it."""
+    with unit_of_work() as session:
+        season, parsed = seasons.get_season(session, code)
+        result = {
+            "season": season.code,
+            "budget": season.budget,
+            "remaining": seasons.remaining_budget(session, code),
+            "rules": parsed.as_stored(),
+        }
+    console.emit(result, as_json, "season")
+
+
+@batch_app.command("create")
+def batch_create_command(
+    season: str = typer.Option(..., "--season", help="Season code."),
+    region: str | None = typer.Option(None, "--region", help="Only this region."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many farmers."),
+    agent: str | None = _AGENT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Build the season's next batch from the registry and sign it as its maker."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.MAKER)
+        batch = season_batches.create_season_batch(
+            session, season, keys, acting, region=region, limit=limit
+        )
+        agents.record(
+            session,
+            acting,
+            "agripme.batch.create",
+            {
+                "batch": batch.id,
+                "season": season,
+                "lines": batch.lines,
+                "total": batch.total,
+                "manifest": batch.manifest,
+            },
+        )
+        result = {
+            "batch": batch.id,
+            "lines": batch.lines,
+            "total": batch.total,
+            "manifest": batch.manifest,
+        }
+    console.emit(result, as_json, "batch")
+
+
+register_batch_commands(batch_app)

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
 
     sandbox_url: str | None = None
+    operator_timeout: float = Field(
+        default=15.0, gt=0, le=300, description="Seconds to wait for an operator's answer."
+    )
+    dispatch_chunk: int = Field(
+        default=100, ge=1, le=5000, description="Payout lines carried by one worker message."
+    )
+    dispatch_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Requests in flight per operator per worker."
+    )
     flooz_url: str | None = None
     flooz_username: str | None = None
     flooz_password: SecretStr | None = None

@@ -82,9 +82,13 @@ class PayoutBatch(Base):
     debit_account: Mapped[str] = mapped_column(Text)
     # text the operator shows with the credit (Flooz extendeddata, T-Money description)
     description: Mapped[str] = mapped_column(Text)
-    # French SMS sent on success; `{amount}` is replaced by the amount written the French way
+    # French SMS sent on success; `{amount}` becomes the amount written the French way
+    # (`9 000 FCFA`), `{reference}` the line's operator reference
     notice: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(Text, default=BatchStatus.CREATED.value)
+    # random, so operator references never repeat across databases (a rebuilt test system
+    # talking to a long-lived operator account)
+    nonce: Mapped[str] = mapped_column(Text)
     lines: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(BigInteger)
     manifest: Mapped[str] = mapped_column(Text)

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("notice", sa.Text(), nullable=True),
         sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("nonce", sa.Text(), nullable=False),
         sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("total", sa.BigInteger(), nullable=False),
         sa.Column("manifest", sa.Text(), nullable=False),

@@ -1,0 +1,283 @@
+"""Building, signing, approving and reporting payout batches (the programme-neutral part).
+
+A programme hands over `LineSpec`s; the batch's manifest is a SHA-256 computed by the
+database over every line as stored, so dispatch can prove the lines it is about to pay
+are the ones the maker signed and the approver approved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.agents import canonical_json, sign_as, verify_agent_signature
+from core.crypto import PiiKeys
+from core.errors import AuthorizationError, NotFoundError, ValidationError
+from core.models import Agent
+from payouts.models import LINE_MSISDN, BatchStatus, LineStatus, PayoutBatch, PayoutLine
+from providers.msisdn import normalise
+
+_MANIFEST_DOMAIN = b"sika/payout-batch-manifest/v1\n"
+
+# every field dispatch relies on, in a fixed order; the phone number enters as the hash of
+# its ciphertext so the manifest can be recomputed without decrypting anything
+_LINES_DIGEST = text(
+    """
+    SELECT encode(sha256(convert_to(coalesce(string_agg(
+               seq || '|' || payee || '|' || operator || '|' || amount || '|'
+               || encode(sha256(msisdn_enc), 'hex'),
+               E'\\n' ORDER BY seq), ''), 'UTF8')), 'hex') AS digest,
+           count(*) AS lines, coalesce(sum(amount), 0) AS total
+    FROM payout_lines WHERE batch_id = :batch
+    """
+)
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """One payee of a batch as the programme decided it."""
+
+    payee: str
+    msisdn: str
+    operator: str
+    amount: int
+
+
+def line_reference(nonce: str, seq: int, attempt: int) -> str:
+    """The operator reference of a line's attempt: unique, short, safe for both operators."""
+    return f"SK{nonce}-{seq}-{attempt}"
+
+
+def pending_transfer_id(line_id: int, attempt: int) -> str:
+    """The ledger's pending transfer holding a line's attempt."""
+    return f"payout:{line_id}:{attempt}"
+
+
+def get_batch(session: Session, batch_id: int, *, lock: bool = False) -> PayoutBatch:
+    """The batch, or `NotFoundError`; `lock` holds its row until the transaction ends."""
+    query = select(PayoutBatch).where(PayoutBatch.id == batch_id)
+    if lock:
+        query = query.with_for_update()
+    batch = session.scalar(query)
+    if batch is None:
+        raise NotFoundError(f"no payout batch {batch_id}")
+    return batch
+
+
+def compute_manifest(session: Session, batch: PayoutBatch) -> tuple[str, int, int]:
+    """(manifest, lines, total) of the batch's lines as they are stored right now."""
+    row = session.execute(_LINES_DIGEST, {"batch": batch.id}).one()
+    header = canonical_json(
+        {
+            "batch": batch.id,
+            "programme": batch.programme,
+            "scope": batch.scope,
+            "debit_account": batch.debit_account,
+            "nonce": batch.nonce,
+            "lines": int(row.lines),
+            "total": int(row.total),
+            "lines_sha256": row.digest,
+        }
+    )
+    return hashlib.sha256(_MANIFEST_DOMAIN + header).hexdigest(), int(row.lines), int(row.total)
+
+
+def _signed_bytes(manifest: str) -> bytes:
+    return _MANIFEST_DOMAIN + manifest.encode("ascii")
+
+
+def create_batch(
+    session: Session,
+    *,
+    programme: str,
+    scope: str,
+    debit_account: str,
+    description: str,
+    notice: str | None,
+    lines: Sequence[LineSpec],
+    maker: Agent,
+    keys: PiiKeys,
+) -> PayoutBatch:
+    """Write a batch and its lines, then sign its manifest as `maker`.
+
+    A payee with a live line in the same scope makes the whole batch refused (the unique
+    index is the last word, so two makers racing cannot both include a payee).
+    """
+    if not lines:
+        raise ValidationError("a payout batch needs at least one line")
+    for number, spec in enumerate(lines, start=1):
+        if isinstance(spec.amount, bool) or not isinstance(spec.amount, int) or spec.amount <= 0:
+            raise ValidationError(f"line {number}: amount must be a positive whole number")
+    batch = PayoutBatch(
+        programme=programme,
+        scope=scope,
+        debit_account=debit_account,
+        description=description,
+        notice=notice,
+        status=BatchStatus.CREATED.value,
+        nonce=secrets.token_hex(4),
+        lines=len(lines),
+        total=sum(spec.amount for spec in lines),
+        manifest="",
+        maker_id=maker.id,
+        maker_signature="",
+    )
+    session.add(batch)
+    session.flush()
+    # line ids come from the table's identity sequence up front, because each line's
+    # pending transfer id carries it and a line's ids never change once written
+    line_ids = (
+        session.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('payout_lines', 'id'))"
+                " FROM generate_series(1, :n)"
+            ),
+            {"n": len(lines)},
+        )
+        .scalars()
+        .all()
+    )
+    rows = []
+    for seq, (line_id, spec) in enumerate(zip(line_ids, lines, strict=True), start=1):
+        rows.append(
+            {
+                "id": line_id,
+                "batch_id": batch.id,
+                "seq": seq,
+                "scope": scope,
+                "payee": spec.payee,
+                "msisdn_enc": keys.keyring.encrypt(normalise(spec.msisdn), LINE_MSISDN),
+                "operator": str(spec.operator),
+                "amount": spec.amount,
+                "status": LineStatus.CREATED.value,
+                "attempt": 1,
+                "reference": line_reference(batch.nonce, seq, 1),
+                "pending_id": pending_transfer_id(line_id, 1),
+            }
+        )
+    try:
+        with session.begin_nested():
+            session.execute(PayoutLine.__table__.insert(), rows)
+    except IntegrityError as exc:
+        if "ux_payout_lines_once_per_scope" in str(exc.orig):
+            raise ValidationError(
+                f"a payee of this batch already has a live payout in {scope} "
+                "(another batch was built at the same time); build the batch again"
+            ) from None
+        raise
+    manifest, _, _ = compute_manifest(session, batch)
+    batch.manifest = manifest
+    batch.maker_signature = sign_as(maker, _signed_bytes(manifest))
+    session.flush()
+    return batch
+
+
+def approve_batch(session: Session, batch_id: int, approver: Agent) -> PayoutBatch:
+    """Sign the batch's manifest as its approver: another agent than its maker."""
+    batch = get_batch(session, batch_id, lock=True)
+    if batch.status != BatchStatus.CREATED:
+        raise ValidationError(
+            f"batch {batch_id} is {batch.status}; only a created batch can be approved"
+        )
+    if approver.id == batch.maker_id:
+        raise AuthorizationError(
+            f"agent {approver.name!r} made batch {batch_id} and cannot also approve it"
+        )
+    verify_manifest(session, batch, approved=False)
+    batch.approver_id = approver.id
+    batch.approver_signature = sign_as(approver, _signed_bytes(batch.manifest))
+    batch.approved_at = datetime.now(UTC)
+    batch.status = BatchStatus.APPROVED.value
+    session.flush()
+    return batch
+
+
+def verify_manifest(session: Session, batch: PayoutBatch, *, approved: bool = True) -> None:
+    """Refuse unless the lines still hash to the signed manifest and the signatures hold."""
+    manifest, lines, total = compute_manifest(session, batch)
+    if manifest != batch.manifest or lines != batch.lines or total != batch.total:
+        raise AuthorizationError(
+            f"batch {batch.id}'s lines changed after they were signed; refusing to pay it"
+        )
+    signed = _signed_bytes(batch.manifest)
+    maker = session.get(Agent, batch.maker_id)
+    if maker is None or not verify_agent_signature(maker, signed, batch.maker_signature):
+        raise AuthorizationError(f"batch {batch.id}'s maker signature does not verify")
+    if not approved:
+        return
+    approver = session.get(Agent, batch.approver_id) if batch.approver_id else None
+    if approver is None or not batch.approver_signature:
+        raise AuthorizationError(f"batch {batch.id} has not been approved")
+    if approver.id == maker.id:
+        raise AuthorizationError(f"batch {batch.id} was approved by its own maker")
+    if not verify_agent_signature(approver, signed, batch.approver_signature):
+        raise AuthorizationError(f"batch {batch.id}'s approver signature does not verify")
+
+
+def committed_total(session: Session, scope: str) -> int:
+    """Francs in lines of `scope` not yet reserved in the ledger (created batches)."""
+    query = select(func.coalesce(func.sum(PayoutLine.amount), 0)).where(
+        PayoutLine.scope == scope, PayoutLine.status == LineStatus.CREATED.value
+    )
+    return int(session.scalar(query) or 0)
+
+
+def batch_summary(session: Session, batch_id: int) -> dict[str, Any]:
+    """The batch's counts and amounts by outcome, for `batch show`."""
+    batch = get_batch(session, batch_id)
+    rows = session.execute(
+        text(
+            "SELECT status, coalesce(reason, '') AS reason, count(*) AS n, sum(amount) AS amount "
+            "FROM payout_lines WHERE batch_id = :batch GROUP BY 1, 2"
+        ),
+        {"batch": batch_id},
+    ).all()
+    buckets: dict[str, dict[str, int]] = {
+        name: {"count": 0, "amount": 0} for name in ("succeeded", "failed", "pending", "unknown")
+    }
+    in_flight = {"count": 0, "amount": 0}
+    by_reason: dict[str, int] = {}
+    for row in rows:
+        status = LineStatus(row.status)
+        target = buckets.get(status.value, in_flight)
+        target["count"] += int(row.n)
+        target["amount"] += int(row.amount)
+        if status is LineStatus.FAILED:
+            reason = row.reason or "unspecified"
+            by_reason[reason] = by_reason.get(reason, 0) + int(row.n)
+    failed: dict[str, Any] = dict(buckets["failed"])
+    failed["by_reason"] = dict(sorted(by_reason.items()))
+    maker = get_agent_name(session, batch.maker_id)
+    approver = get_agent_name(session, batch.approver_id)
+    return {
+        "batch": batch.id,
+        "programme": batch.programme,
+        "scope": batch.scope,
+        "status": batch.status,
+        "lines": batch.lines,
+        "total": batch.total,
+        "manifest": batch.manifest,
+        "maker": maker,
+        "approver": approver,
+        "succeeded": buckets["succeeded"],
+        "failed": failed,
+        "pending": buckets["pending"],
+        "unknown": buckets["unknown"],
+        "in_flight": in_flight,
+    }
+
+
+def get_agent_name(session: Session, agent_id: int | None) -> str | None:
+    """An agent's name from its id (None for None)."""
+    if agent_id is None:
+        return None
+    agent = session.get(Agent, agent_id)
+    return agent.name if agent is not None else None

@@ -1,0 +1,643 @@
+"""Dispatch: reserve an approved batch in the ledger, then send, query and settle its lines.
+
+The rule that keeps money safe (DESIGN §4): a line whose request may have reached the
+operator is only ever queried, and re-sent only under the same reference once the operator
+says it has no such transaction. Every state change is a conditional update committed
+before the next step, and every message is written through the outbox with its cause.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import outbox
+from core.crypto import PiiKeys
+from core.db import run_in_transaction
+from core.errors import LedgerError, ValidationError
+from core.logging import get_logger
+from core.settings import Settings
+from ledger import api as ledger
+from ledger.types import AccountKind, AccountSpec, Result
+from payouts.batches import get_batch, verify_manifest
+from payouts.models import LINE_MSISDN, BatchStatus, LineStatus, PayoutBatch
+from providers.base import Outcome, PayoutRequest, ProviderAdapter, Reason, TransactionResult
+from providers.msisdn import mask
+from providers.registry import load_adapter
+from providers.sms import SmsClient, format_fcfa
+
+log = get_logger(__name__)
+
+QUEUE = "payouts"
+SEND = "payouts.send"
+CHECK = "payouts.check"
+NOTIFY = "payouts.notify"
+
+# seconds between status queries of a line left pending or unknown; after the last, only
+# news from the operator (a callback, the statement) settles it
+CHECK_DELAYS = (1, 2, 4, 8, 15)
+# a line found `submitted` by a redelivered message may still be on its way to the
+# operator from the worker that claimed it: query it only once that request has timed out
+STRANDED_GRACE_SECONDS = 5
+# resends under the same reference after the operator said it has no such transaction
+MAX_SENDS = 3
+_OPEN = (LineStatus.SUBMITTED.value, LineStatus.PENDING.value, LineStatus.UNKNOWN.value)
+_SETTLED_OK = (Result.CREATED, Result.EXISTS, Result.PENDING_TRANSFER_ALREADY_POSTED)
+_VOIDED_OK = (Result.CREATED, Result.EXISTS, Result.PENDING_TRANSFER_ALREADY_VOIDED)
+
+
+def float_account(operator: str) -> str:
+    """The ledger account of the government's e-money at `operator`."""
+    return f"float:{operator}"
+
+
+def float_spec(operator: str) -> AccountSpec:
+    """An operator float: an asset that may not go below zero, reservations included."""
+    return AccountSpec(float_account(operator), AccountKind.ASSET, "credits")
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    """What is now known of one line's current attempt."""
+
+    line_id: int
+    status: LineStatus
+    reason: str | None = None
+    retryable: bool = False
+    operator_reference: str | None = None
+
+
+# --- dispatch ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DispatchReport:
+    """What `dispatch_batch` did: lines reserved and queued (0 when already dispatched)."""
+
+    batch: int
+    queued: int
+    amount: int
+    messages: int
+    already: bool
+
+
+def _short_message(batch: PayoutBatch, operator: str, result: Result, session: Session) -> str:
+    account = float_account(operator)
+    needed = session.execute(
+        text(
+            "SELECT coalesce(sum(amount), 0) FROM payout_lines "
+            "WHERE batch_id = :batch AND operator = :op AND status = 'created'"
+        ),
+        {"batch": batch.id, "op": operator},
+    ).scalar_one()
+    # TigerBeetle's names: `exceeds_debits` is the credit side (the float) going past its
+    # debits, `exceeds_credits` the debit side (the budget) going past its credits
+    if result is Result.EXCEEDS_DEBITS:
+        available = ledger.balance(session, account)
+        free = available.debits_posted - available.credits_posted - available.credits_pending
+        return (
+            f"the {operator} float is short for batch {batch.id}: it needs {needed} FCFA and "
+            f"{max(free, 0)} FCFA is free; add funds with `sika funds add --operator {operator}`"
+        )
+    if result is Result.EXCEEDS_CREDITS:
+        return f"{batch.debit_account} cannot cover batch {batch.id}: its budget is spent"
+    if result is Result.DEBIT_ACCOUNT_NOT_FOUND:
+        return f"batch {batch.id} debits {batch.debit_account}, which does not exist in the ledger"
+    return f"the ledger refused to reserve batch {batch.id} ({operator}): {result.value}"
+
+
+def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchReport:
+    """Reserve every line of an approved batch and queue it, in the caller's transaction.
+
+    The reservation is one set-based step per operator; if any float or the budget is short
+    nothing is reserved and nothing is queued. Dispatching a dispatched batch is a no-op.
+    """
+    batch = get_batch(session, batch_id, lock=True)
+    if batch.status in (BatchStatus.DISPATCHED, BatchStatus.COMPLETED):
+        return DispatchReport(batch.id, 0, 0, 0, already=True)
+    if batch.status != BatchStatus.APPROVED:
+        raise ValidationError(f"batch {batch_id} has not been approved")
+    verify_manifest(session, batch)
+    operators = [
+        row[0]
+        for row in session.execute(
+            text("SELECT DISTINCT operator FROM payout_lines WHERE batch_id = :b ORDER BY 1"),
+            {"b": batch.id},
+        )
+    ]
+    ledger.create_accounts(session, [float_spec(op) for op in operators])
+    for operator in operators:
+        rows = session.execute(
+            text(
+                "SELECT pending_id, amount FROM payout_lines "
+                "WHERE batch_id = :b AND operator = :op AND status = 'created' ORDER BY seq"
+            ),
+            {"b": batch.id, "op": operator},
+        ).all()
+        outcomes = ledger.reserve(
+            session,
+            [r.pending_id for r in rows],
+            batch.debit_account,
+            float_account(operator),
+            [int(r.amount) for r in rows],
+        )
+        refused = next(
+            (o for o in outcomes if o.result not in (Result.CREATED, Result.EXISTS)), None
+        )
+        if refused is not None:
+            raise LedgerError(_short_message(batch, operator, refused.result, session))
+    queued = session.execute(
+        text(
+            "UPDATE payout_lines SET status = 'queued' "
+            "WHERE batch_id = :b AND status = 'created' RETURNING id, operator, amount"
+        ),
+        {"b": batch.id},
+    ).all()
+    messages = 0
+    for operator in operators:
+        ids = sorted(r.id for r in queued if r.operator == operator)
+        for start in range(0, len(ids), chunk):
+            outbox.enqueue(session, SEND, queue_name=QUEUE, line_ids=ids[start : start + chunk])
+            messages += 1
+    batch.status = BatchStatus.DISPATCHED.value
+    batch.dispatched_at = datetime.now(UTC)
+    session.flush()
+    amount = sum(int(r.amount) for r in queued)
+    log.info("batch.dispatched", batch_id=batch.id, lines=len(queued), amount=amount)
+    return DispatchReport(batch.id, len(queued), amount, messages, already=False)
+
+
+# --- recording outcomes -----------------------------------------------------------------
+
+
+def record_outcomes(session: Session, outcomes: Sequence[LineOutcome]) -> int:
+    """Make final outcomes true in the caller's transaction: the line moves (only if it is
+    not final yet) and its pending transfer is posted or voided; returns lines changed.
+
+    Succeeded lines with a notice get their SMS queued. Safe to call twice or concurrently:
+    the conditional update lets only one caller move a line, and ledger ids are derived.
+    """
+    final = [o for o in outcomes if o.status.final]
+    if not final:
+        return 0
+    moved = session.execute(
+        text(
+            """
+            UPDATE payout_lines AS l
+               SET status = v.status, reason = v.reason, retryable = v.retryable,
+                   operator_reference = coalesce(v.opref, l.operator_reference),
+                   resolved_at = now(), check_due_at = NULL
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
+                          CAST(:reasons AS text[]), CAST(:retryables AS boolean[]),
+                          CAST(:oprefs AS text[])) AS v(id, status, reason, retryable, opref)
+             WHERE l.id = v.id AND l.status IN ('submitted', 'pending', 'unknown')
+         RETURNING l.id, l.status, l.pending_id, l.batch_id
+            """
+        ),
+        {
+            "ids": [o.line_id for o in final],
+            "statuses": [o.status.value for o in final],
+            "reasons": [o.reason if o.status is LineStatus.FAILED else None for o in final],
+            "retryables": [o.retryable and o.status is LineStatus.FAILED for o in final],
+            "oprefs": [o.operator_reference for o in final],
+        },
+    ).all()
+    posted = sorted((r for r in moved if r.status == LineStatus.SUCCEEDED), key=lambda r: r.id)
+    voided = sorted((r for r in moved if r.status == LineStatus.FAILED), key=lambda r: r.id)
+    _settle(session, [r.pending_id for r in posted], void=False)
+    _settle(session, [r.pending_id for r in voided], void=True)
+    if posted:
+        notify = (
+            session.execute(
+                text(
+                    "SELECT l.id FROM payout_lines l JOIN payout_batches b ON b.id = l.batch_id "
+                    "WHERE l.id = ANY(:ids) AND b.notice IS NOT NULL ORDER BY l.id"
+                ),
+                {"ids": [r.id for r in posted]},
+            )
+            .scalars()
+            .all()
+        )
+        if notify:
+            outbox.enqueue(session, NOTIFY, queue_name=QUEUE, line_ids=list(notify))
+    complete_batches(session, {r.batch_id for r in moved})
+    return len(moved)
+
+
+def _settle(session: Session, pending_ids: list[str], *, void: bool) -> None:
+    if not pending_ids:
+        return
+    allowed = _VOIDED_OK if void else _SETTLED_OK
+    for outcome in ledger.settle(session, pending_ids, void=void):
+        if outcome.result not in allowed:
+            raise LedgerError(
+                f"the ledger refused to {'void' if void else 'post'} {outcome.id}: "
+                f"{outcome.result.value}"
+            )
+
+
+def complete_batches(session: Session, batch_ids: Iterable[int]) -> None:
+    """Mark dispatched batches whose every line is final as completed."""
+    ids = sorted(batch_ids)
+    if ids:
+        session.execute(
+            text(
+                "UPDATE payout_batches b SET status = 'completed', completed_at = now() "
+                "WHERE b.id = ANY(:ids) AND b.status = 'dispatched' AND NOT EXISTS ("
+                " SELECT 1 FROM payout_lines l WHERE l.batch_id = b.id"
+                " AND l.status NOT IN ('succeeded', 'failed'))"
+            ),
+            {"ids": ids},
+        )
+
+
+def _mark_open(
+    session: Session, outcomes: Sequence[LineOutcome], *, check_in: int | None
+) -> list[int]:
+    """Lines now known to be pending or unknown; schedule their next status query."""
+    if not outcomes:
+        return []
+    moved = (
+        session.execute(
+            text(
+                """
+            UPDATE payout_lines AS l
+               SET status = v.status, reason = v.reason,
+                   operator_reference = coalesce(v.opref, l.operator_reference),
+                   checks = l.checks + 1,
+                   check_due_at = CASE WHEN CAST(:delay AS integer) IS NULL THEN NULL
+                                  ELSE now() + make_interval(secs => CAST(:delay AS integer)) END
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
+                          CAST(:reasons AS text[]), CAST(:oprefs AS text[]))
+                   AS v(id, status, reason, opref)
+             WHERE l.id = v.id AND l.status IN ('submitted', 'pending', 'unknown')
+         RETURNING l.id
+            """
+            ),
+            {
+                "ids": [o.line_id for o in outcomes],
+                "statuses": [o.status.value for o in outcomes],
+                "reasons": [o.reason for o in outcomes],
+                "oprefs": [o.operator_reference for o in outcomes],
+                "delay": check_in,
+            },
+        )
+        .scalars()
+        .all()
+    )
+    return sorted(moved)
+
+
+def _outcome_of(line_id: int, result: TransactionResult) -> LineOutcome:
+    reason = result.reason.value if result.reason else None
+    if result.outcome is Outcome.SUCCEEDED:
+        return LineOutcome(
+            line_id, LineStatus.SUCCEEDED, operator_reference=result.operator_reference
+        )
+    if result.outcome is Outcome.FAILED and result.reason is not Reason.UNREACHABLE:
+        return LineOutcome(
+            line_id, LineStatus.FAILED, reason, result.retryable, result.operator_reference
+        )
+    if result.outcome is Outcome.PENDING:
+        return LineOutcome(line_id, LineStatus.PENDING, reason, False, result.operator_reference)
+    # nothing reached the operator (unreachable) or nobody knows: the status query decides
+    return LineOutcome(line_id, LineStatus.UNKNOWN, reason or Reason.NO_ANSWER.value)
+
+
+# --- the worker side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    id: int
+    batch_id: int
+    reference: str
+    operator: str
+    amount: int
+    msisdn: str
+    status: str
+    sends: int
+    description: str
+
+
+class Dispatcher:
+    """One per worker process: an adapter and a bounded pool of requests per operator."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, keys: PiiKeys) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.keys = keys
+        self._lock = threading.Lock()
+        self._adapters: dict[str, ProviderAdapter] = {}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._sms: SmsClient | None = None
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        with self._lock:
+            for pool in self._pools.values():
+                pool.shutdown(wait=True)
+            for adapter in self._adapters.values():
+                adapter.close()
+            if self._sms is not None:
+                self._sms.close()
+            self._pools.clear()
+            self._adapters.clear()
+            self._sms = None
+
+    def adapter(self, operator: str) -> ProviderAdapter:
+        """The operator's adapter, built once per process."""
+        with self._lock:
+            if operator not in self._adapters:
+                self._adapters[operator] = load_adapter(
+                    operator, self.settings, read_timeout=self.settings.operator_timeout
+                )
+                self._pools[operator] = ThreadPoolExecutor(
+                    self.settings.dispatch_concurrency, thread_name_prefix=f"sika-{operator}"
+                )
+            return self._adapters[operator]
+
+    def _pool(self, operator: str) -> ThreadPoolExecutor:
+        self.adapter(operator)
+        return self._pools[operator]
+
+    def sms(self) -> SmsClient:
+        """The SMS gateway client, built once per process."""
+        with self._lock:
+            if self._sms is None:
+                self._sms = SmsClient.from_settings(
+                    self.settings, read_timeout=self.settings.operator_timeout
+                )
+            return self._sms
+
+    # -- loading ------------------------------------------------------------------------
+
+    def _line(self, row: Any) -> _Line:
+        return _Line(
+            id=row.id,
+            batch_id=row.batch_id,
+            reference=row.reference,
+            operator=row.operator,
+            amount=int(row.amount),
+            msisdn=self.keys.keyring.decrypt(bytes(row.msisdn_enc), LINE_MSISDN),
+            status=row.status,
+            sends=row.sends,
+            description=row.description,
+        )
+
+    def _load(self, session: Session, line_ids: Sequence[int], query: str) -> list[_Line]:
+        rows = session.execute(text(query), {"ids": list(line_ids)}).all()
+        return [self._line(r) for r in rows]
+
+    # -- send ---------------------------------------------------------------------------
+
+    def send(self, line_ids: Sequence[int]) -> None:
+        """Send the queued lines among `line_ids`; lines another delivery already claimed
+        are only queried, later."""
+
+        def claim(session: Session) -> tuple[list[_Line], list[int]]:
+            claimed = self._load(
+                session,
+                line_ids,
+                """
+                WITH c AS (
+                    UPDATE payout_lines SET status = 'submitted', sends = sends + 1,
+                           submitted_at = now()
+                     WHERE id = ANY(:ids) AND status = 'queued'
+                 RETURNING *)
+                SELECT c.*, b.description FROM c JOIN payout_batches b ON b.id = c.batch_id
+                ORDER BY c.id
+                """,
+            )
+            mine = {line.id for line in claimed}
+            stranded = (
+                session.execute(
+                    text(
+                        "SELECT id FROM payout_lines WHERE id = ANY(:ids) AND status = 'submitted'"
+                    ),
+                    {"ids": list(line_ids)},
+                )
+                .scalars()
+                .all()
+            )
+            stranded = sorted(i for i in stranded if i not in mine)
+            if stranded:
+                outbox.enqueue(
+                    session,
+                    CHECK,
+                    queue_name=QUEUE,
+                    delay_ms=self._grace_ms(),
+                    line_ids=stranded,
+                    round=0,
+                )
+            return claimed, stranded
+
+        claimed, stranded = run_in_transaction(self.factory, claim)
+        if stranded:
+            log.warning("payout.stranded_lines_queried", lines=len(stranded))
+        results = self._fan_out(claimed, self._send_one)
+        self._record(results, round_=0)
+
+    def _grace_ms(self) -> int:
+        return int((self.settings.operator_timeout + STRANDED_GRACE_SECONDS) * 1000)
+
+    def _send_one(self, line: _Line) -> TransactionResult:
+        adapter = self.adapter(line.operator)
+        bound = log.bind(
+            batch_id=line.batch_id,
+            line_id=line.id,
+            provider=line.operator,
+            reference=line.reference,
+            msisdn=mask(line.msisdn),
+        )
+        bound.info("payout.send", amount=line.amount, send=line.sends)
+        result = adapter.payout(
+            PayoutRequest(
+                reference=line.reference,
+                msisdn=line.msisdn,
+                amount=line.amount,
+                description=line.description[:140],
+            )
+        )
+        bound.info(
+            "payout.answer",
+            outcome=result.outcome.value,
+            reason=result.reason.value if result.reason else None,
+            operator_reference=result.operator_reference,
+        )
+        return result
+
+    def _fan_out(self, lines: Sequence[_Line], call: Any) -> list[tuple[_Line, TransactionResult]]:
+        futures: list[tuple[_Line, Future[TransactionResult]]] = [
+            (line, self._pool(line.operator).submit(self._guarded, call, line)) for line in lines
+        ]
+        return [(line, future.result()) for line, future in futures]
+
+    @staticmethod
+    def _guarded(call: Any, line: _Line) -> TransactionResult:
+        try:
+            result: TransactionResult = call(line)
+            return result
+        except Exception as exc:  # an adapter bug must not lose track of a line
+            log.exception("payout.adapter_error", line_id=line.id, reference=line.reference)
+            return TransactionResult(
+                provider=line.operator,
+                reference=line.reference,
+                outcome=Outcome.UNKNOWN,
+                reason=Reason.OPERATOR_ERROR,
+                detail=type(exc).__name__,
+            )
+
+    def _record(self, results: Sequence[tuple[_Line, TransactionResult]], *, round_: int) -> None:
+        outcomes = [_outcome_of(line.id, result) for line, result in results]
+        final = [o for o in outcomes if o.status.final]
+        still_open = [o for o in outcomes if not o.status.final]
+        more = round_ < len(CHECK_DELAYS)
+        delay = CHECK_DELAYS[round_] if more else None
+
+        def write(session: Session) -> None:
+            record_outcomes(session, final)
+            scheduled = _mark_open(session, still_open, check_in=delay)
+            if scheduled and delay is not None:
+                outbox.enqueue(
+                    session,
+                    CHECK,
+                    queue_name=QUEUE,
+                    delay_ms=delay * 1000,
+                    line_ids=scheduled,
+                    round=round_ + 1,
+                )
+
+        if outcomes:
+            run_in_transaction(self.factory, write)
+
+    # -- status queries -----------------------------------------------------------------
+
+    def check(self, line_ids: Sequence[int], round_: int) -> None:
+        """Query the operator about open lines; re-send under the same reference only a
+        line the operator says it never received."""
+
+        def load(session: Session) -> list[_Line]:
+            return self._load(
+                session,
+                line_ids,
+                """
+                SELECT l.*, b.description FROM payout_lines l
+                  JOIN payout_batches b ON b.id = l.batch_id
+                 WHERE l.id = ANY(:ids) AND l.status IN ('submitted', 'pending', 'unknown')
+                 ORDER BY l.id
+                """,
+            )
+
+        lines = run_in_transaction(self.factory, load)
+        results = self._fan_out(lines, self._check_one)
+        self._record(results, round_=round_)
+
+    def _check_one(self, line: _Line) -> TransactionResult:
+        adapter = self.adapter(line.operator)
+        result = adapter.payout_status(line.reference)
+        log.info(
+            "payout.status",
+            batch_id=line.batch_id,
+            line_id=line.id,
+            provider=line.operator,
+            reference=line.reference,
+            outcome=result.outcome.value,
+            found=result.found,
+        )
+        if result.found:
+            return result
+        if line.status == LineStatus.PENDING or line.sends >= MAX_SENDS:
+            # the operator once said it had it, or we have tried enough: leave it to
+            # callbacks and reconciliation
+            return TransactionResult(
+                provider=line.operator,
+                reference=line.reference,
+                outcome=Outcome.UNKNOWN,
+                reason=Reason.NOT_FOUND,
+            )
+        claimed = run_in_transaction(
+            self.factory,
+            lambda s: s.execute(
+                text(
+                    "UPDATE payout_lines SET sends = sends + 1 "
+                    "WHERE id = :id AND sends = :sends AND status IN ('submitted', 'unknown') "
+                    "RETURNING id"
+                ),
+                {"id": line.id, "sends": line.sends},
+            ).scalar_one_or_none(),
+        )
+        if claimed is None:  # another worker re-sent it meanwhile
+            return TransactionResult(
+                provider=line.operator,
+                reference=line.reference,
+                outcome=Outcome.UNKNOWN,
+                reason=Reason.NO_ANSWER,
+            )
+        return self._send_one(dataclasses.replace(line, sends=line.sends + 1))
+
+    # -- SMS ----------------------------------------------------------------------------
+
+    def notify(self, line_ids: Sequence[int]) -> None:
+        """Tell each paid payee by SMS, once: the gateway sees the same reference on a
+        repeat, and a line is marked notified only after the gateway accepted."""
+
+        def load(session: Session) -> list[tuple[_Line, str]]:
+            rows = session.execute(
+                text(
+                    "SELECT l.*, b.description, b.notice FROM payout_lines l "
+                    "JOIN payout_batches b ON b.id = l.batch_id "
+                    "WHERE l.id = ANY(:ids) AND l.status = 'succeeded' "
+                    "AND l.notified_at IS NULL AND b.notice IS NOT NULL ORDER BY l.id"
+                ),
+                {"ids": list(line_ids)},
+            ).all()
+            return [(self._line(r), r.notice) for r in rows]
+
+        sent: list[int] = []
+        for line, notice in run_in_transaction(self.factory, load):
+            message = notice.replace("{amount}", format_fcfa(line.amount)).replace(
+                "{reference}", line.reference
+            )
+            result = self.sms().send(line.msisdn, message, f"{line.reference}-sms")
+            if result.outcome is Outcome.SUCCEEDED:
+                sent.append(line.id)
+        if sent:
+            run_in_transaction(
+                self.factory,
+                lambda s: s.execute(
+                    text(
+                        "UPDATE payout_lines SET notified_at = now() "
+                        "WHERE id = ANY(:ids) AND notified_at IS NULL"
+                    ),
+                    {"ids": sent},
+                ),
+            )
+        if len(sent) < len(line_ids):
+            log.info("payout.sms_not_sent", asked=len(line_ids), sent=len(sent))
+
+
+def schedule_check(session: Session, line_ids: Sequence[int]) -> None:
+    """Queue one status query of these lines now (a callback's hint, an operator's request)."""
+    if line_ids:
+        outbox.enqueue(
+            session, CHECK, queue_name=QUEUE, line_ids=sorted(line_ids), round=len(CHECK_DELAYS)
+        )
+
+
+def lines_by_reference(session: Session, references: Sequence[str]) -> list[int]:
+    """Ids of the lines whose current attempt carries one of these operator references."""
+    return list(
+        session.execute(
+            text("SELECT id FROM payout_lines WHERE reference = ANY(:refs) ORDER BY id"),
+            {"refs": list(references)},
+        ).scalars()
+    )
