@@ -13,6 +13,7 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from agripme import commands as agripme_commands
+from cizo import collections as cizo_collections
 from cizo import commands as cizo_commands
 from core import agent_commands, console
 from core import commands as db_commands
@@ -22,9 +23,11 @@ from core.settings import load_settings
 from ledger import commands as ledger_commands
 from payouts import callbacks as payout_callbacks
 from payouts import commands as payout_commands
+from payouts import worker as payout_worker
 from providers import commands as provider_commands
 from providers.sandbox import commands as sandbox_commands
 from reconciliation import commands as reconciliation_commands
+from reconciliation import scheduler as reconciliation_scheduler
 
 app = typer.Typer(
     name="sika",
@@ -41,9 +44,18 @@ app.add_typer(provider_commands.app, name="providers")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(agripme_commands.app, name="agripme")
 app.add_typer(cizo_commands.app, name="cizo")
+cizo_batch_app = typer.Typer(
+    help="Settlement batches to solar companies: approve, dispatch, show, retry, export.",
+    no_args_is_help=True,
+)
+payout_commands.register_batch_commands(cizo_batch_app)
+cizo_commands.app.add_typer(cizo_batch_app, name="batch")
 app.add_typer(reconciliation_commands.app, name="reconcile")
 app.add_typer(payout_commands.funds_app, name="funds")
 app.command("worker")(payout_commands.worker_command)
+app.command("scheduler")(reconciliation_commands.scheduler_command)
+# every worker also runs the nightly reconciliation when the scheduler asks for it
+payout_worker.register_declarer(reconciliation_scheduler.declare)
 ledger_commands.audit_app.command("log")(agent_commands.audit_log)
 
 
@@ -54,6 +66,7 @@ def serve(
 ) -> None:
     """Receive operator callbacks and SMS delivery reports over HTTP."""
     payout_callbacks.register_handlers()
+    cizo_collections.register_handlers()
     provider_commands.serve(host=host, port=port)
 
 

@@ -37,9 +37,7 @@ class OutboxMessage(Base):
     actor_name: Mapped[str] = mapped_column(String(100))
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     delay_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (

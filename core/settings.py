@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     operator_timeout: float = Field(
         default=15.0, gt=0, le=300, description="Seconds to wait for an operator's answer."
     )
+    queue_prefix: str = Field(
+        default="sika",
+        pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="Prefix of broker queue names; deployments sharing a broker differ in it.",
+    )
     dispatch_chunk: int = Field(
         default=100, ge=1, le=5000, description="Payout lines carried by one worker message."
     )

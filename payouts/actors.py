@@ -14,7 +14,7 @@ from core.crypto import load_keys
 from core.db import get_sessionmaker
 from core.errors import SikaError
 from core.settings import load_settings
-from payouts.dispatch import CHECK, NOTIFY, QUEUE, SEND, Dispatcher
+from payouts.dispatch import CHECK, NOTIFY, SEND, Dispatcher, payout_queue
 
 _lock = threading.Lock()
 _dispatcher: Dispatcher | None = None
@@ -52,7 +52,7 @@ def declare(broker: dramatiq.Broker) -> None:
     @dramatiq.actor(
         broker=broker,
         actor_name=SEND,
-        queue_name=QUEUE,
+        queue_name=payout_queue(),
         max_retries=20,
         min_backoff=500,
         max_backoff=30_000,
@@ -65,7 +65,7 @@ def declare(broker: dramatiq.Broker) -> None:
     @dramatiq.actor(
         broker=broker,
         actor_name=CHECK,
-        queue_name=QUEUE,
+        queue_name=payout_queue(),
         max_retries=20,
         min_backoff=500,
         max_backoff=30_000,
@@ -78,7 +78,7 @@ def declare(broker: dramatiq.Broker) -> None:
     @dramatiq.actor(
         broker=broker,
         actor_name=NOTIFY,
-        queue_name=QUEUE,
+        queue_name=payout_queue(),
         max_retries=5,
         min_backoff=1_000,
         max_backoff=60_000,

@@ -24,7 +24,7 @@ from core.crypto import PiiKeys
 from core.db import run_in_transaction
 from core.errors import LedgerError, ValidationError
 from core.logging import get_logger
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Result
 from payouts.batches import get_batch, verify_manifest
@@ -36,7 +36,6 @@ from providers.sms import SmsClient, format_fcfa
 
 log = get_logger(__name__)
 
-QUEUE = "payouts"
 SEND = "payouts.send"
 CHECK = "payouts.check"
 NOTIFY = "payouts.notify"
@@ -52,6 +51,11 @@ MAX_SENDS = 3
 _OPEN = (LineStatus.SUBMITTED.value, LineStatus.PENDING.value, LineStatus.UNKNOWN.value)
 _SETTLED_OK = (Result.CREATED, Result.EXISTS, Result.PENDING_TRANSFER_ALREADY_POSTED)
 _VOIDED_OK = (Result.CREATED, Result.EXISTS, Result.PENDING_TRANSFER_ALREADY_VOIDED)
+
+
+def payout_queue() -> str:
+    """The broker queue of payout work; its prefix keeps deployments sharing a broker apart."""
+    return f"{load_settings().queue_prefix}.payouts"
 
 
 def float_account(operator: str) -> str:
@@ -165,7 +169,9 @@ def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchRe
     for operator in operators:
         ids = sorted(r.id for r in queued if r.operator == operator)
         for start in range(0, len(ids), chunk):
-            outbox.enqueue(session, SEND, queue_name=QUEUE, line_ids=ids[start : start + chunk])
+            outbox.enqueue(
+                session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
+            )
             messages += 1
     batch.status = BatchStatus.DISPATCHED.value
     batch.dispatched_at = datetime.now(UTC)
@@ -227,7 +233,7 @@ def record_outcomes(session: Session, outcomes: Sequence[LineOutcome]) -> int:
             .all()
         )
         if notify:
-            outbox.enqueue(session, NOTIFY, queue_name=QUEUE, line_ids=list(notify))
+            outbox.enqueue(session, NOTIFY, queue_name=payout_queue(), line_ids=list(notify))
     complete_batches(session, {r.batch_id for r in moved})
     return len(moved)
 
@@ -433,7 +439,7 @@ class Dispatcher:
                 outbox.enqueue(
                     session,
                     CHECK,
-                    queue_name=QUEUE,
+                    queue_name=payout_queue(),
                     delay_ms=self._grace_ms(),
                     line_ids=stranded,
                     round=0,
@@ -510,7 +516,7 @@ class Dispatcher:
                 outbox.enqueue(
                     session,
                     CHECK,
-                    queue_name=QUEUE,
+                    queue_name=payout_queue(),
                     delay_ms=delay * 1000,
                     line_ids=scheduled,
                     round=round_ + 1,
@@ -629,7 +635,11 @@ def schedule_check(session: Session, line_ids: Sequence[int]) -> None:
     """Queue one status query of these lines now (a callback's hint, an operator's request)."""
     if line_ids:
         outbox.enqueue(
-            session, CHECK, queue_name=QUEUE, line_ids=sorted(line_ids), round=len(CHECK_DELAYS)
+            session,
+            CHECK,
+            queue_name=payout_queue(),
+            line_ids=sorted(line_ids),
+            round=len(CHECK_DELAYS),
         )
 
 

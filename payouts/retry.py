@@ -17,7 +17,7 @@ from core.errors import LedgerError, ValidationError
 from ledger import api as ledger
 from ledger.types import Result
 from payouts.batches import get_batch
-from payouts.dispatch import QUEUE, SEND, float_account, float_spec
+from payouts.dispatch import SEND, float_account, float_spec, payout_queue
 from payouts.models import BatchStatus
 
 
@@ -107,7 +107,9 @@ def retry_batch(session: Session, batch_id: int, *, chunk: int) -> RetryReport:
             )
         ids = [r.id for r in mine]
         for start in range(0, len(ids), chunk):
-            outbox.enqueue(session, SEND, queue_name=QUEUE, line_ids=ids[start : start + chunk])
+            outbox.enqueue(
+                session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
+            )
     if lines:
         batch.status = BatchStatus.DISPATCHED.value
         batch.completed_at = None

@@ -23,7 +23,7 @@ from payouts import actors
 
 log = get_logger(__name__)
 
-Declarer = Callable[[dramatiq.Broker], None]
+Declarer = Callable[[dramatiq.Broker], object]
 
 _declarers: list[Declarer] = []
 

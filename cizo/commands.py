@@ -1,0 +1,346 @@
+"""`sika cizo`: solar companies, plans, kits, collections, tokens and settlements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cizo import collections, payments, registry, settlement
+from cizo.models import CollectionStatus
+from core import agents, console
+from core.crypto import load_keys
+from core.db import get_sessionmaker, unit_of_work
+from core.errors import ValidationError
+from core.models import Role
+from core.settings import load_settings
+
+app = typer.Typer(
+    help="CIZO: pay-as-you-go solar kits and the chèque solaire.", no_args_is_help=True
+)
+company_app = typer.Typer(help="Solar companies approved for CIZO.", no_args_is_help=True)
+plan_app = typer.Typer(help="PAYG plans: deposit, price per day, term.", no_args_is_help=True)
+kit_app = typer.Typer(help="Kits sold to households.", no_args_is_help=True)
+token_app = typer.Typer(help="OpenPAYGO activation tokens.", no_args_is_help=True)
+collections_app = typer.Typer(help="USSD pushes Sika requested.", no_args_is_help=True)
+payments_app = typer.Typer(help="Household payments and their confirmation.", no_args_is_help=True)
+subsidy_app = typer.Typer(help="The chèque solaire allocation.", no_args_is_help=True)
+programme_app = typer.Typer(help="The chèque solaire's settings.", no_args_is_help=True)
+app.add_typer(company_app, name="company")
+app.add_typer(plan_app, name="plan")
+app.add_typer(kit_app, name="kit")
+app.add_typer(token_app, name="token")
+app.add_typer(collections_app, name="collections")
+app.add_typer(payments_app, name="payments")
+app.add_typer(subsidy_app, name="subsidy")
+app.add_typer(programme_app, name="programme")
+
+_AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
+_JSON = typer.Option(False, "--json", help="Print JSON.")
+# who may register what households pay for, and start a push
+_WRITERS = (Role.MAKER, Role.ADMIN)
+
+
+@company_app.command("add")
+def company_add(
+    code: str = typer.Argument(..., help="Short code, e.g. BBOXX."),
+    name: str = typer.Option(..., "--name", help="The company's name."),
+    msisdn: str = typer.Option(..., "--msisdn", help="The mobile-money number it is paid on."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="flooz or tmoney, when the number was ported."
+    ),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Approve a solar company for CIZO."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, *_WRITERS)
+        company = registry.add_company(
+            session, acting, keys, code=code, name=name, msisdn=msisdn, operator=operator
+        )
+        view = registry.company_view(session, company, keys)
+    console.emit(view, as_json, "company")
+
+
+@company_app.command("show")
+def company_show(code: str = typer.Argument(...), as_json: bool = _JSON) -> None:
+    """One company, with what Sika owes it."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        view = registry.company_view(session, registry.get_company(session, code), keys)
+    console.emit(view, as_json, "company")
+
+
+@plan_app.command("add")
+def plan_add(
+    code: str = typer.Argument(..., help="Plan code, e.g. BBOXX-S."),
+    company: str = typer.Option(..., "--company", help="The company selling it."),
+    deposit: int = typer.Option(..., "--deposit", help="Installation, paid before any day."),
+    per_day: int = typer.Option(..., "--per-day", help="Francs per day of light."),
+    term_days: int = typer.Option(..., "--term-days", help="Days to pay before it is owned."),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Add a PAYG plan of a company."""
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, *_WRITERS)
+        plan = registry.add_plan(
+            session,
+            acting,
+            code=code,
+            company=company,
+            deposit=deposit,
+            per_day=per_day,
+            term_days=term_days,
+        )
+        view = registry.plan_view(plan)
+    console.emit(view, as_json, "plan")
+
+
+@kit_app.command("register")
+def kit_register(
+    household: str = typer.Option(..., "--household", help="The household's name."),
+    msisdn: str = typer.Option(..., "--msisdn", help="The household's mobile-money number."),
+    company: str = typer.Option(..., "--company"),
+    plan: str = typer.Option(..., "--plan"),
+    serial: str = typer.Option(..., "--serial", help="The kit's serial (its merchant reference)."),
+    opaygo_key: str = typer.Option(..., "--opaygo-key", help="OpenPAYGO secret, 32 hex."),
+    starting_code: str = typer.Option(..., "--starting-code", help="OpenPAYGO starting code."),
+    operator: str | None = typer.Option(None, "--operator", help="flooz or tmoney if ported."),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Register a kit sold to a household; its secrets are encrypted at rest."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, *_WRITERS)
+        kit = registry.register_kit(
+            session,
+            acting,
+            keys,
+            household=household,
+            msisdn=msisdn,
+            company=company,
+            plan=plan,
+            serial=serial,
+            opaygo_key=opaygo_key,
+            starting_code=starting_code,
+            operator=operator,
+        )
+        view = registry.kit_view(session, kit, keys)
+    console.emit(view, as_json, "kit")
+
+
+@kit_app.command("show")
+def kit_show(serial: str = typer.Argument(...), as_json: bool = _JSON) -> None:
+    """A kit: what is paid, the subsidy, what is left, its credit and every token."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        view = registry.kit_view(session, registry.get_kit(session, serial), keys)
+    if as_json:
+        console.print_json(view)
+        return
+    console.print_record({k: v for k, v in view.items() if k != "tokens"}, "kit")
+    console.print_rows(view["tokens"], ["count", "type", "days", "token", "created_at"], "tokens")
+
+
+@kit_app.command("correct")
+def kit_correct(
+    serial: str = typer.Argument(...),
+    days: int = typer.Option(..., "--days", help="Credit the device should show, 0 to 995."),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Issue a SET_TIME token (a correction): no money moves."""
+    settings = load_settings()
+    keys = load_keys(settings)
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, *_WRITERS)
+        kit = registry.get_kit(session, serial, lock=True)
+        token, notice = payments.correct_kit(
+            session, kit, acting, keys, days=days, now=payments.utcnow()
+        )
+        view = registry.token_view(token)
+    view["sms"] = payments.send_notices(settings, [notice])
+    console.emit(view, as_json, "correction")
+
+
+@token_app.command("resend")
+def token_resend(
+    serial: str = typer.Argument(...), agent: str | None = _AGENT, as_json: bool = _JSON
+) -> None:
+    """Send the kit's last token again by SMS, without using a new count."""
+    settings = load_settings()
+    keys = load_keys(settings)
+    with unit_of_work() as session:
+        acting = agents.resolve_agent(session, agent) if agent or settings.agent else None
+        kit = registry.get_kit(session, serial)
+        notice = payments.last_token_notice(session, kit, keys, now=payments.utcnow())
+        agents.record(
+            session, acting, "cizo.token.resend", {"kit_id": kit.id, "serial": kit.serial}
+        )
+        last = registry.token_view(registry.kit_tokens(session, kit)[-1])
+    last["sms"] = payments.send_notices(settings, [notice])
+    console.emit(last, as_json, "token")
+
+
+@app.command("collect")
+def collect(
+    serial: str = typer.Argument(...),
+    amount: int = typer.Option(..., "--amount", help="Francs to ask the household for."),
+    wait: float = typer.Option(15.0, "--wait", help="Seconds to wait for the operator."),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Ask the household to pay by USSD push; it counts once the operator confirms it."""
+    settings = load_settings()
+    keys = load_keys(settings)
+    factory = get_sessionmaker()
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, *_WRITERS)
+    started = collections.start_collection(
+        factory, settings, keys, serial=serial, amount=amount, agent=acting
+    )
+    if started.status == CollectionStatus.FAILED:
+        raise ValidationError(
+            f"the operator refused the push for kit {serial}: {started.detail or 'no reason'}"
+        )
+    console.err.print(f"push {started.reference} sent; waiting for the household to approve")
+    outcome = collections.wait_for_collection(
+        factory, settings, keys, started.reference, timeout=wait
+    )
+    with unit_of_work() as session:
+        kit = registry.get_kit(session, serial)
+        view = {
+            "reference": started.reference,
+            "result": "confirmed"
+            if outcome.confirmed
+            else "failed"
+            if outcome.failed
+            else "waiting",
+            "kit": registry.kit_view(session, kit, keys),
+        }
+    if as_json:
+        console.print_json(view)
+    else:
+        console.print_record({"reference": view["reference"], "result": view["result"]}, "push")
+        console.print_record({k: v for k, v in view["kit"].items() if k != "tokens"}, "kit")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@collections_app.command("check")
+def collections_check(as_json: bool = _JSON) -> None:
+    """Query the operator about every push not yet final."""
+    settings = load_settings()
+    outcome = collections.check_open_collections(get_sessionmaker(), settings, load_keys(settings))
+    console.emit(outcome.as_dict(), as_json, "collections")
+
+
+@payments_app.command("confirm")
+def payments_confirm(
+    provider: str = typer.Option(..., "--provider", help="flooz or tmoney."),
+    statement: Path = typer.Option(..., "--statement", help="The operator's daily statement."),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Count the CIZO payments an operator statement lists as successful."""
+    settings = load_settings()
+    keys = load_keys(settings)
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.MAKER, Role.AUDITOR, Role.ADMIN)
+    try:
+        data = statement.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"cannot read --statement {statement}: {exc.strerror}") from None
+    outcome = collections.confirm_statement(
+        get_sessionmaker(), settings, keys, provider=provider, data=data, agent=acting
+    )
+    console.emit(outcome.as_dict(), as_json, "statement")
+
+
+@subsidy_app.command("fund")
+def subsidy_fund(
+    year: int = typer.Option(..., "--year"),
+    amount: int = typer.Option(..., "--amount", help="Francs received from the Treasury."),
+    operator: str = typer.Option(..., "--operator", help="The float it arrived in."),
+    reference: str = typer.Option(..., "--reference", help="The funding's reference."),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Book the year's chèque solaire allocation (admin); repeating a reference replays."""
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.ADMIN)
+        result = registry.fund_subsidy(
+            session, acting, year=year, amount=amount, operator=operator, reference=reference
+        )
+    console.emit(result, as_json, "subsidy")
+
+
+@programme_app.command("show")
+def programme_show(as_json: bool = _JSON) -> None:
+    """The monthly cap and its duration."""
+    with unit_of_work() as session:
+        row = registry.programme(session)
+        view = {"monthly_amount": row.monthly_subsidy_amount, "months": row.subsidy_months}
+    console.emit(view, as_json, "programme")
+
+
+@programme_app.command("set")
+def programme_set(
+    monthly_amount: int | None = typer.Option(None, "--monthly-amount"),
+    months: int | None = typer.Option(None, "--months"),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Change the monthly cap or its duration (admin)."""
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.ADMIN)
+        row = registry.set_programme(session, acting, monthly_amount=monthly_amount, months=months)
+        view = {"monthly_amount": row.monthly_subsidy_amount, "months": row.subsidy_months}
+    console.emit(view, as_json, "programme")
+
+
+@app.command("settle")
+def settle(
+    company: str = typer.Option(..., "--company"),
+    agent: str | None = _AGENT,
+    as_json: bool = _JSON,
+) -> None:
+    """Build and sign a payout batch paying the company what it is owed (maker)."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.MAKER)
+        batch = settlement.settle(session, company, acting, keys)
+        view = {
+            "batch_id": batch.id,
+            "scope": batch.scope,
+            "debit_account": batch.debit_account,
+            "total": batch.total,
+            "status": batch.status,
+            "maker": acting.name,
+        }
+    console.emit(view, as_json, "settlement")
+    console.err.print(f"a different approver now runs: sika cizo batch approve {view['batch_id']}")
+
+
+@app.command("report")
+def report(
+    within_days: int = typer.Option(3, "--within-days", help="What 'about to lock' means."),
+    as_json: bool = _JSON,
+) -> None:
+    """Kits in arrears and kits whose credit ends soon."""
+    with unit_of_work() as session:
+        data = registry.report(session, payments.utcnow(), within_days=within_days)
+    if as_json:
+        console.print_json(data)
+        return
+    console.print_rows(
+        data["arrears"], ["serial", "company", "days_late", "arrears", "remaining"], "in arrears"
+    )
+    console.print_rows(
+        data["about_to_lock"],
+        ["serial", "company", "expires_at", "hours_left", "remaining"],
+        "about to lock",
+    )

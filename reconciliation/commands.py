@@ -1,0 +1,212 @@
+"""`sika reconcile` and `sika scheduler`: nightly matching, exceptions and signed reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from core import agents, console
+from core.broker import get_broker, is_in_process, running_worker
+from core.db import get_sessionmaker, unit_of_work
+from core.errors import FindingsError, ValidationError
+from core.models import Role
+from core.settings import load_settings
+from ledger.seals import load_ledger_key
+from reconciliation import reports, resolutions, scheduler
+from reconciliation.models import FeeRule
+from reconciliation.runs import run_day
+
+app = typer.Typer(
+    help="Reconciliation of operator statements against the ledger.", no_args_is_help=True
+)
+
+_AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+PROVIDERS = ("flooz", "tmoney")
+
+
+def _day(value: str, option: str = "--date") -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
+
+
+def _provider(value: str) -> str:
+    provider = value.strip().lower()
+    if provider not in PROVIDERS:
+        raise ValidationError(f"--provider must be one of {', '.join(PROVIDERS)}, not {value!r}")
+    return provider
+
+
+@app.command("run")
+def run_command(
+    provider: str = typer.Option(..., "--provider", help="flooz or tmoney."),
+    date: str = typer.Option(..., "--date", help="The statement's day, YYYY-MM-DD (Lomé)."),
+    statement: Path | None = typer.Option(
+        None, "--statement", help="The operator's statement file (default: fetch it)."
+    ),
+    closing_float: int | None = typer.Option(
+        None, "--closing-float", help="The operator's closing float in FCFA (default: ask it)."
+    ),
+    agent: str | None = _AGENT,
+    as_json: bool = JSON,
+) -> None:
+    """Match a day's statement against the ledger; exit 3 while breaks remain open."""
+    settings = load_settings()
+    acting = None
+    with unit_of_work() as session:
+        if agent or settings.agent:
+            acting = agents.require_role(session, agent, Role.AUDITOR, Role.ADMIN)
+    summary = run_day(
+        get_sessionmaker(),
+        settings,
+        _provider(provider),
+        _day(date),
+        statement=statement,
+        closing_float=closing_float,
+        agent=acting,
+    )
+    data = summary.as_dict()
+    if as_json:
+        console.print_json(data)
+    else:
+        console.print_rows(
+            [
+                {"category": c, "lines": n, "francs": summary.amounts[c]}
+                for c, n in summary.counts.items()
+            ],
+            ["category", "lines", "francs"],
+            title=f"{summary.provider} {summary.day.isoformat()} (run {summary.run_id})",
+        )
+        console.print_record(
+            {
+                "float (ledger)": summary.float_ledger,
+                "float (operator)": summary.float_provider,
+                "difference": summary.float_difference,
+                "auto-resolved": summary.auto_resolved,
+                "open exceptions": summary.open_exceptions,
+                **{f"report ({k})": v for k, v in summary.report.items()},
+            }
+        )
+    if summary.open_exceptions:
+        raise typer.Exit(FindingsError.exit_code)
+
+
+@app.command("exceptions")
+def exceptions_command(
+    provider: str | None = typer.Option(None, "--provider", help="Only this operator."),
+    as_json: bool = JSON,
+) -> None:
+    """List the open exceptions (and those awaiting a second agent's approval)."""
+    with unit_of_work() as session:
+        rows = reports.open_exceptions(session, _provider(provider) if provider else None)
+    if as_json:
+        console.print_json(rows)
+    else:
+        console.print_rows(
+            rows,
+            ["id", "provider", "day", "category", "status", "amount", "action", "detail"],
+            title="open exceptions",
+        )
+
+
+@app.command("resolve")
+def resolve_command(
+    exception_id: int = typer.Argument(..., help="The exception's id."),
+    action: str = typer.Option(
+        ..., "--action", help="acknowledge, post, void, book_fee or to_suspense."
+    ),
+    note: str = typer.Option(..., "--note", help="Why (kept in the audit log)."),
+    agent: str | None = _AGENT,
+    as_json: bool = JSON,
+) -> None:
+    """Resolve an exception (auditor); one that moves money waits for a second agent."""
+    chosen = resolutions.parse_action(action)
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.AUDITOR)
+        exc = resolutions.resolve(session, exception_id, chosen, note, acting)
+        data = {"exception": exc.id, "action": exc.action, "status": exc.status}
+    console.emit(data, as_json, "resolution")
+
+
+@app.command("approve")
+def approve_command(
+    exception_id: int = typer.Argument(..., help="The exception whose resolution to apply."),
+    agent: str | None = _AGENT,
+    as_json: bool = JSON,
+) -> None:
+    """Approve and apply a money-moving resolution proposed by another agent."""
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.AUDITOR, Role.APPROVER, Role.ADMIN)
+        exc = resolutions.approve(session, exception_id, acting)
+        data = {"exception": exc.id, "action": exc.action, "status": exc.status}
+    console.emit(data, as_json, "approval")
+
+
+@app.command("fees")
+def fees_command(
+    provider: str = typer.Option(..., "--provider", help="flooz or tmoney."),
+    fixed: int = typer.Option(0, "--fixed", help="Fixed francs per payout."),
+    bps: int = typer.Option(0, "--bps", help="Basis points of the amount (1 % = 100)."),
+    valid_from: str = typer.Option(..., "--from", help="First day it applies, YYYY-MM-DD."),
+    agent: str | None = _AGENT,
+    as_json: bool = JSON,
+) -> None:
+    """Record an operator's payout fee grid, against which statement fees are checked."""
+    if fixed < 0 or not 0 <= bps <= 10_000:
+        raise ValidationError("--fixed must be 0 or more and --bps between 0 and 10000")
+    chosen, day = _provider(provider), _day(valid_from, "--from")
+    with unit_of_work() as session:
+        acting = agents.require_role(session, agent, Role.ADMIN, Role.AUDITOR)
+        session.add(
+            FeeRule(
+                provider=chosen, valid_from=day, fee_fixed=fixed, fee_bps=bps, created_by=acting.id
+            )
+        )
+        session.flush()
+        data = {"provider": chosen, "from": day.isoformat(), "fixed": fixed, "bps": bps}
+        agents.record(session, acting, "reconcile.fees", data)
+    console.emit(data, as_json, "fee rule")
+
+
+@app.command("verify-report")
+def verify_report_command(
+    file: Path = typer.Argument(..., help="A report file (its .sig sits beside it)."),
+    as_json: bool = JSON,
+) -> None:
+    """Say whether a report is intact; exit 3 when it is not."""
+    public = load_ledger_key(load_settings()).public_key()
+    ok, why = reports.verify_file(file, public)
+    console.emit({"file": str(file), "intact": ok, "detail": why}, as_json, "report")
+    if not ok:
+        raise typer.Exit(FindingsError.exit_code)
+
+
+def scheduler_command(
+    once: bool = typer.Option(
+        False, "--once", help="Run the nightly job now (for --date, default yesterday) and exit."
+    ),
+    date: str | None = typer.Option(None, "--date", help="With --once: the day, YYYY-MM-DD."),
+    as_json: bool = JSON,
+) -> None:
+    """Run the nightly reconciliation and seal at 02:00 Lomé time (or once, now)."""
+    if once:
+        result = scheduler.nightly(_day(date) if date else None)
+        console.emit(result, as_json, "nightly")
+        return
+    if date is not None:
+        raise ValidationError("--date goes with --once")
+    broker = get_broker()
+    scheduler.declare(broker)
+    console.err.print(
+        f"scheduler: reconciliation and seal every day at 02:00 UTC ({scheduler.SCHEDULE})"
+    )
+    if is_in_process(broker):
+        # no broker configured: this process also consumes what it schedules
+        with running_worker(broker, threads=1, queues={scheduler.QUEUE}):
+            scheduler.serve(broker)
+    else:
+        scheduler.serve(broker)

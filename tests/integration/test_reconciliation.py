@@ -1,0 +1,204 @@
+"""Reconciliation against real PostgreSQL: each category from one statement, the safe cases
+settled with the right amounts, a second run changing nothing, malformed files refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.agents import add_agent
+from core.errors import ValidationError
+from core.settings import Settings
+from ledger import api as ledger
+from ledger.seals import load_ledger_key
+from ledger.types import AccountKind, AccountSpec, Transfer
+from reconciliation import reports
+from reconciliation.runs import run_day
+
+DAY = dt.date(2026, 11, 23)
+HEADER = "refTmoney,idRequete,dateHeureTmoney,typeRequete,numeroClient,montant,frais,statutRequete"
+
+
+def _setup(
+    factory: sessionmaker[Session], home: Path, lines: list[tuple[str, str, int]]
+) -> list[int]:
+    """A dispatched batch whose lines are (reference, status, amount), each reserved."""
+    with factory() as s, s.begin():
+        maker = add_agent(s, "maker1", "maker", home=home)
+        ledger.create_accounts(
+            s,
+            [
+                AccountSpec("float:tmoney", AccountKind.ASSET, "credits"),
+                AccountSpec("budget", AccountKind.LIABILITY),
+                AccountSpec("treasury", AccountKind.EQUITY),
+            ],
+        )
+        ledger.create_transfer(s, Transfer.single("fund", "float:tmoney", "treasury", 1_000_000))
+        batch = s.execute(
+            text(
+                "INSERT INTO payout_batches (programme, scope, debit_account, description,"
+                " status, nonce, lines, total, manifest, maker_id, maker_signature)"
+                " VALUES ('agripme', 's', 'budget', 'd', 'dispatched', 'n', 0, 0, 'm', :m, 'x')"
+                " RETURNING id"
+            ),
+            {"m": maker.id},
+        ).scalar_one()
+        ids = []
+        for seq, (ref, status, amount) in enumerate(lines, 1):
+            ledger.create_transfer(s, Transfer.pending(f"p{seq}", "budget", "float:tmoney", amount))
+            ids.append(
+                s.execute(
+                    text(
+                        "INSERT INTO payout_lines (batch_id, seq, scope, payee, msisdn_enc,"
+                        " operator, amount, status, attempt, reference, pending_id, retryable,"
+                        " sends, checks, submitted_at) VALUES (:b, :seq, 's', :payee, '\\x00',"
+                        " 'tmoney', :amount, :status, 1, :ref, :pid, false, 1, 0, :at)"
+                        " RETURNING id"
+                    ),
+                    {
+                        "b": batch,
+                        "seq": seq,
+                        "payee": f"farmer:{seq}",
+                        "amount": amount,
+                        "status": status,
+                        "ref": ref,
+                        "pid": f"p{seq}",
+                        "at": dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC),
+                    },
+                ).scalar_one()
+            )
+    return ids
+
+
+def _statement(rows: list[str]) -> bytes:
+    return ("\r\n".join([HEADER, *rows]) + "\r\n").encode()
+
+
+def _row(opref: str, ref: str, kind: str, amount: int, status: str, fee: int = 0) -> str:
+    return f"{opref},{ref},2026-11-23 10:00:00,{kind},22890000001,{amount},{fee},{status}"
+
+
+def test_every_category_and_a_second_run_changes_nothing(
+    session_factory: sessionmaker[Session], sika_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given payout lines in every state and a statement with one line of each kind of break
+    ids = _setup(
+        session_factory,
+        tmp_path,
+        [
+            ("R1", "succeeded", 9000),  # matched
+            ("R2", "unknown", 9000),  # statement succeeded: posted
+            ("R3", "pending", 9000),  # statement failed: voided
+            ("R4", "succeeded", 9000),  # listed twice
+            ("R5", "succeeded", 9000),  # amount changed
+            ("R6", "succeeded", 9000),  # reversed after success
+            ("R7", "succeeded", 9000),  # fee changed
+            ("R8", "succeeded", 9000),  # missing at the provider
+            ("R9", "pending", 9000),  # still pending at the operator
+        ],
+    )
+    with session_factory() as s, s.begin():
+        ledger.create_transfers(s, [Transfer.post(f"p{i}") for i in (1, 4, 5, 6, 7, 8)])
+    statement = tmp_path / "tmoney.csv"
+    statement.write_bytes(
+        _statement(
+            [
+                _row("T1", "R1", "CREDIT", 9000, "SUCCES"),
+                _row("T2", "R2", "CREDIT", 9000, "SUCCES"),
+                _row("T3", "R3", "CREDIT", 9000, "ECHEC"),
+                _row("T4", "R4", "CREDIT", 9000, "SUCCES"),
+                _row("T4", "R4", "CREDIT", 9000, "SUCCES"),
+                _row("T5", "R5", "CREDIT", 9500, "SUCCES"),
+                _row("T6", "R6", "CREDIT", 9000, "SUCCES"),
+                _row("T6R", "R6", "REVERSAL", 9000, "SUCCES"),
+                _row("T7", "R7", "CREDIT", 9000, "SUCCES", fee=50),
+                _row("T9", "R9", "CREDIT", 9000, "EN_COURS"),
+                _row("TX", "RX", "CREDIT", 1234, "SUCCES"),
+            ]
+        )
+    )
+    settings = Settings()
+    # When it is reconciled with the operator's closing float given
+    summary = run_day(
+        session_factory, settings, "tmoney", DAY, statement=statement, closing_float=0
+    )
+    # Then each line is where it belongs
+    assert summary.counts == {
+        "matched": 3,  # T1, T4 (first listing), T6
+        "missing_at_provider": 1,
+        "missing_in_ledger": 1,
+        "amount_mismatch": 1,
+        "status_mismatch": 2,
+        "duplicate_at_provider": 1,
+        "reversed_after_success": 1,
+        "aged_pending": 1,
+        "fee_mismatch": 1,
+    }
+    assert summary.auto_resolved == 3
+    with session_factory() as s:
+        statuses = dict(s.execute(text("SELECT reference, status FROM payout_lines")).all())
+        assert statuses["R2"] == "succeeded"
+        assert statuses["R3"] == "failed"
+        assert ledger.balance(s, "suspense:tmoney").credits_posted == 9000
+        flagged = s.execute(text("SELECT flagged FROM payout_lines WHERE reference = 'R6'"))
+        assert "suspense:tmoney" in flagged.scalar_one()
+        assert ledger.verify_ledger(s).ok
+        transfers = s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one()
+        open_before = reports.open_exceptions(s, "tmoney")
+    # And the report files are signed and verify
+    public = load_ledger_key(settings)
+    for path in summary.report.values():
+        ok, _ = reports.verify_file(Path(path), public.public_key())
+        assert ok
+    html = Path(summary.report["html"]).read_text()
+    Path(summary.report["csv"]).write_text("tampered")
+    assert not reports.verify_file(Path(summary.report["csv"]), public.public_key())[0]
+    assert "<svg" in html
+    # When the day is run again
+    again = run_day(session_factory, settings, "tmoney", DAY, statement=statement, closing_float=0)
+    # Then no money moves and the same exceptions stay open; the first run is history
+    with session_factory() as s:
+        assert s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one() == transfers
+        assert [x["id"] for x in reports.open_exceptions(s, "tmoney")] == [
+            x["id"] for x in open_before
+        ]
+        runs = s.execute(text("SELECT count(*), count(superseded_at) FROM recon_runs")).one()
+        assert tuple(runs) == (2, 1)
+    assert again.open_exceptions == summary.open_exceptions
+    assert ids
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"refTmoney,idRequete,montant\r\n", "line 1"),
+        (_statement(["T1,R1,23/11/2026,CREDIT,22890000001,9000,0,SUCCES"]), "line 2"),
+        (
+            _statement(
+                [
+                    _row("T1", "R1", "CREDIT", 9000, "SUCCES"),
+                    "T2,R2,2026-11-23 10:00:00,CREDIT,22890000001,9k,0,SUCCES",
+                ]
+            ),
+            "line 3",
+        ),
+        (_statement([_row("T1", "R1", "CREDIT", 9000, "SUCCES"), "T2,R2,2026-11-23"]), "line 3"),
+    ],
+)
+def test_malformed_statement_is_refused_and_nothing_recorded(
+    session_factory: sessionmaker[Session],
+    sika_env: dict[str, str],
+    tmp_path: Path,
+    body: bytes,
+    where: str,
+) -> None:
+    statement = tmp_path / "bad.csv"
+    statement.write_bytes(body)
+    with pytest.raises(ValidationError, match=where):
+        run_day(session_factory, Settings(), "tmoney", DAY, statement=statement, closing_float=0)
+    with session_factory() as s:
+        assert s.execute(text("SELECT count(*) FROM recon_runs")).scalar_one() == 0
