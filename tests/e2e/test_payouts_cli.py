@@ -1,0 +1,216 @@
+"""A season's batch end to end through the CLI, `sika worker` on RabbitMQ and on Redis,
+`sika serve` receiving the sandbox's callbacks; and a worker killed mid-batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from providers.sms import format_fcfa
+from tests.conftest import SIKA
+from tests.fixtures.sandbox import Sandbox, free_port
+from tests.payout_world import (
+    assert_paid_once,
+    build_world,
+    lines,
+    on_test_number,
+    sika_ok,
+)
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
+REDIS = "redis://127.0.0.1:6379/0"
+TEST_NUMBERS = (
+    "000001",
+    "000002",
+    "000003",
+    "000004",
+    "000005",
+    "000006",
+    "000007",
+    "000008",
+    "000009",
+)
+
+
+def _env(sika_env: dict[str, str], sandbox: Sandbox, broker: str | None) -> dict[str, str]:
+    env = {
+        **sika_env,
+        "SIKA_SANDBOX_URL": sandbox.url,
+        "SIKA_OPERATOR_TIMEOUT": "2",
+        "SIKA_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
+        "SIKA_LOG_LEVEL": "WARNING",
+    }
+    if broker:
+        env["SIKA_BROKER_URL"] = broker
+    return env
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """`sika <args>` in the background for the block, stopped with SIGTERM after it."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("SIKA_")}
+    full.update(env)
+    with log.open("ab") as out:
+        proc = subprocess.Popen([SIKA, *args], env=full, stdout=out, stderr=out)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} never answered")
+
+
+def _create_and_approve(env: dict[str, str]) -> int:
+    created = json.loads(
+        sika_ok(
+            "agripme", "batch", "create", "--season", "2026A", "--agent", "awa", "--json", env=env
+        )
+    )
+    batch = str(created["batch"])
+    sika_ok("agripme", "batch", "approve", batch, "--agent", "kodjo", env=env)
+    return int(created["batch"])
+
+
+@pytest.mark.parametrize("broker", [RABBITMQ, REDIS], ids=["rabbitmq", "redis"])
+def test_batch_through_a_real_broker(sika_env, sandbox, tmp_path, database_url, broker):
+    # Given a registry holding every sandbox test number, a season and funded floats
+    env = _env(sika_env, sandbox, broker)
+    build_world(env, tmp_path, farmers=40, test_numbers=TEST_NUMBERS)
+    port = free_port()
+    with (
+        running(["serve", "--port", str(port)], env, tmp_path / "serve.log"),
+        running(["worker", "--threads", "4"], env, tmp_path / "worker.log"),
+    ):
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        sandbox.set_callback_url(f"http://127.0.0.1:{port}/callbacks")
+        batch = _create_and_approve(env)
+        # When it is dispatched and followed to the end
+        summary = json.loads(
+            sika_ok(
+                "agripme",
+                "batch",
+                "dispatch",
+                str(batch),
+                "--agent",
+                "kodjo",
+                "--wait",
+                "--timeout",
+                "180",
+                "--json",
+                env=env,
+            )
+        )
+        # a late callback can only trigger a status query; let those settle
+        time.sleep(1)
+    # Then every line is final, or pending/unknown waiting on the operator
+    rows = assert_paid_once(database_url, sandbox)
+    assert {row["status"] for row in rows} <= {"succeeded", "failed", "pending", "unknown"}
+    assert summary["lines"] == len(rows) == 40
+    # 000006 never resolves and is never sent a second time
+    forever = on_test_number(rows, "000006")
+    assert forever
+    assert all(r["status"] in ("pending", "unknown") and r["sends"] == 1 for r in forever)
+    references = [t["reference"] for t in sandbox.transactions()]
+    assert all(references.count(r["reference"]) == 1 for r in forever)
+    # 000007's answer is lost to a timeout; the status query finds it succeeded
+    assert all(r["status"] == "succeeded" for r in on_test_number(rows, "000007"))
+    # 000009's callback arrives twice; the farmer is credited once
+    for row in on_test_number(rows, "000009"):
+        assert row["status"] == "succeeded"
+        credits = sandbox.wallet(row["msisdn"])["credits"]
+        assert len([c for c in credits if c["amount"] == row["amount"]]) == 1
+    # each farmer's wallet credits equal the ledger's postings, line by line
+    for row in rows:
+        if row["status"] == "succeeded":
+            credits = sandbox.wallet(row["msisdn"])["credits"]
+            assert sum(c["amount"] for c in credits) == row["amount"], row
+    # the unregistered, locked and inactive wallets failed for good
+    for suffix in ("000002", "000003", "000004"):
+        assert all(r["status"] == "failed" for r in on_test_number(rows, suffix))
+    # every paid farmer got one SMS in French with the amount written the French way
+    paid = [r for r in rows if r["status"] == "succeeded"]
+    sms = sandbox.sms()
+    assert len(sms) == len(paid)
+    for row in paid:
+        mine = [m for m in sms if m["to"] == row["msisdn"]]
+        assert len(mine) == 1
+        assert format_fcfa(row["amount"]) in mine[0]["message"]
+        assert "reçu" in mine[0]["message"]
+    assert summary["succeeded"]["count"] == len(paid)
+    sika_ok("ledger", "verify", env=env)
+
+
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
+    sika_env, sandbox, tmp_path, database_url
+):
+    # Given a slow operator, a small per-operator concurrency and a batch of 400
+    env = _env(sika_env, sandbox, RABBITMQ)
+    env.update({"SIKA_DISPATCH_CONCURRENCY": "2", "SIKA_DISPATCH_CHUNK": "20"})
+    sandbox.set_faults({"latency_ms": [40, 60]})
+    build_world(env, tmp_path, farmers=400, test_numbers=())
+    batch = _create_and_approve(env)
+    sika_ok("agripme", "batch", "dispatch", str(batch), "--agent", "kodjo", env=env)
+    # When the worker is killed with SIGKILL while lines are being sent
+    with running(["worker", "--threads", "4"], env, tmp_path / "worker1.log") as first:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = sum(r["status"] == "succeeded" for r in lines(database_url))
+            if done >= 60:
+                break
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    killed_at = sum(r["status"] == "succeeded" for r in lines(database_url))
+    assert 60 <= killed_at < 400, "the kill did not land mid-batch"
+    # and a new worker takes over
+    with running(["worker", "--threads", "4"], env, tmp_path / "worker2.log"):
+        summary = json.loads(
+            sika_ok(
+                "agripme",
+                "batch",
+                "dispatch",
+                str(batch),
+                "--agent",
+                "kodjo",
+                "--wait",
+                "--timeout",
+                "240",
+                "--json",
+                env=env,
+            )
+        )
+    # Then no line is lost, none is paid twice, and the ledger matches the sandbox
+    rows = assert_paid_once(database_url, sandbox)
+    assert len(rows) == 400
+    assert all(r["status"] == "succeeded" for r in rows), {
+        r["status"] for r in rows if r["status"] != "succeeded"
+    }
+    assert summary["succeeded"]["count"] == 400
+    sika_ok("ledger", "verify", env=env)
