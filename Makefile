@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sika-installed
+BENCH_STAMP := $(VENV)/.sika-bench-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint install clean
+.PHONY: demo demo-stop test lint install clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +22,20 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+# every benchmark of bench/ at full size; results in bench/results/*.json
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m bench all
+
 demo: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+demo-stop: $(STAMP)
+	@if [ -f .sika/sandbox.pid ]; then kill "$$(cat .sika/sandbox.pid)" 2>/dev/null || true; rm -f .sika/sandbox.pid; fi
+	@SIKA_HOME=.sika $(BIN)/sika db stop
 
 clean:
 	rm -rf $(VENV) .sika .pytest_cache .ruff_cache .hypothesis

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         pattern=r"^[a-z][a-z0-9_-]{0,39}$",
         description="Prefix of broker queue names; deployments sharing a broker differ in it.",
     )
+    status_check_delays: tuple[int, ...] = Field(
+        default=(2, 5, 15, 30, 60, 120, 300),
+        description="Seconds between status queries of a pending or unknown payout (JSON list).",
+    )
     dispatch_chunk: int = Field(
         default=100, ge=1, le=5000, description="Payout lines carried by one worker message."
     )

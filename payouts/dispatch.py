@@ -40,9 +40,6 @@ SEND = "payouts.send"
 CHECK = "payouts.check"
 NOTIFY = "payouts.notify"
 
-# seconds between status queries of a line left pending or unknown; after the last, only
-# news from the operator (a callback, the statement) settles it
-CHECK_DELAYS = (1, 2, 4, 8, 15)
 # a line found `submitted` by a redelivered message may still be on its way to the
 # operator from the worker that claimed it: query it only once that request has timed out
 STRANDED_GRACE_SECONDS = 5
@@ -506,8 +503,10 @@ class Dispatcher:
         outcomes = [_outcome_of(line.id, result) for line, result in results]
         final = [o for o in outcomes if o.status.final]
         still_open = [o for o in outcomes if not o.status.final]
-        more = round_ < len(CHECK_DELAYS)
-        delay = CHECK_DELAYS[round_] if more else None
+        # after the last scheduled query only news from the operator (a callback, the
+        # statement) settles a line
+        delays = self.settings.status_check_delays
+        delay = delays[round_] if round_ < len(delays) else None
 
         def write(session: Session) -> None:
             record_outcomes(session, final)
@@ -639,7 +638,7 @@ def schedule_check(session: Session, line_ids: Sequence[int]) -> None:
             CHECK,
             queue_name=payout_queue(),
             line_ids=sorted(line_ids),
-            round=len(CHECK_DELAYS),
+            round=len(load_settings().status_check_delays),
         )
 
 

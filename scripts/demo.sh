@@ -1,59 +1,126 @@
 #!/usr/bin/env bash
-# A guided tour of Sika's ledger with real `sika` commands on the embedded defaults
-# (SIKA_HOME=./.sika, embedded PostgreSQL). Every id is fixed, so a second run replays:
-# accounts answer "exists", transfers answer "exists", and nothing moves twice.
+# Sika's main job on the embedded defaults: a season's subsidies paid to 1,000 farmers
+# through the operator sandbox, with maker-checker, a progress bar and the batch summary.
+#
+# The demo owns its SIKA_HOME (./.sika unless set): each run starts it afresh, so it
+# always tells the same story. It refuses a SIKA_HOME that holds anything else.
 set -euo pipefail
 
 export SIKA_HOME="${SIKA_HOME:-./.sika}"
-unset SIKA_DATABASE_URL
+unset SIKA_DATABASE_URL SIKA_BROKER_URL SIKA_AGENT
+export SIKA_OPERATOR_TIMEOUT=2
+# the sandbox answers at once: query a pending payout three times, then leave it to
+# callbacks and reconciliation, as production does after several minutes
+export SIKA_STATUS_CHECK_DELAYS="[1, 2, 4]"
+export SIKA_LOG_LEVEL=WARNING
+MARKER="$SIKA_HOME/.demo-home"
+SANDBOX_PID="$SIKA_HOME/sandbox.pid"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+json_field() { python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-step "Accounts. float:flooz is the e-money the government holds at Flooz: an asset,"
-echo "    so it grows with debits; --limit credits forbids credits (payouts) beyond"
-echo "    debits (funding), pending reservations included: the float never goes below zero."
-run sika ledger account create float:flooz --kind asset --limit credits
-run sika ledger account create treasury:agripme --kind equity
-run sika ledger account create agripme:subsidy_expense --kind expense
+started=$(date +%s)
 
-step "Fund the float with 50 000 FCFA (debit float, credit treasury)."
-run sika ledger transfer --id demo:fund:1 --debit float:flooz --credit treasury:agripme --amount 50000
-
-step "Reserve a 9 000 FCFA payout (3 bags at 3 000) as a pending hold, expiring in an hour."
-run sika ledger transfer --id demo:payout:1:reserve --debit agripme:subsidy_expense \
-    --credit float:flooz --amount 9000 --pending --timeout 3600 --json
-
-step "The operator confirms 6 000 only: post part of the hold; the other 3 000 is released."
-run sika ledger post demo:payout:1:reserve --amount 6000 --json
-echo "Posting again is a replay (stable id demo:payout:1:reserve:post), not a second post:"
-run sika ledger post demo:payout:1:reserve --amount 6000 --json
-
-step "Reserve a second payout, then void it: the operator rejected it."
-run sika ledger transfer --id demo:payout:2:reserve --debit agripme:subsidy_expense \
-    --credit float:flooz --amount 4000 --pending --json
-run sika ledger void demo:payout:2:reserve --json
-
-step "Try to pay 60 000 FCFA from a float holding 44 000: refused (exit 1), nothing moves."
-if run sika ledger transfer --id demo:overdraft --debit agripme:subsidy_expense \
-    --credit float:flooz --amount 60000 --json; then
-    echo "unexpected: the overdraft went through" >&2
+if [[ -e "$SIKA_HOME" && ! -e "$MARKER" ]]; then
+    echo "error: $SIKA_HOME holds data that is not the demo's; set SIKA_HOME to another directory" >&2
     exit 1
 fi
-echo "(refused as expected)"
+if [[ -e "$MARKER" ]]; then
+    step "Starting afresh: stopping the previous demo's sandbox and database"
+    if [[ -f "$SANDBOX_PID" ]]; then kill "$(cat "$SANDBOX_PID")" 2>/dev/null || true; fi
+    sika db stop >/dev/null 2>&1 || true
+    rm -rf "$SIKA_HOME"
+fi
+mkdir -p "$SIKA_HOME"
+touch "$MARKER"
 
-step "Balances."
-run sika ledger balance float:flooz
-run sika ledger balance agripme:subsidy_expense --json
+step "The operator sandbox: Flooz (SOAP), T-Money (JSON) and an SMS gateway on one port"
+PORT=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+export SIKA_SANDBOX_URL="http://127.0.0.1:$PORT"
+sika sandbox serve --port "$PORT" --hang-seconds 4 >"$SIKA_HOME/sandbox.log" 2>&1 &
+echo $! >"$SANDBOX_PID"
+for _ in $(seq 100); do
+    if python -c "import httpx,sys; httpx.get('$SIKA_SANDBOX_URL/_sandbox/health').raise_for_status()" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+echo "sandbox at $SIKA_SANDBOX_URL (pid $(cat "$SANDBOX_PID"), log $SIKA_HOME/sandbox.log)"
 
-step "Statement of the float."
-run sika ledger statement float:flooz
+step "Two agents with Ed25519 keys: Awa prepares batches, Kodjo approves them"
+run sika agent add awa --role maker
+run sika agent add kodjo --role approver
+sika agent add root --role admin >/dev/null
 
-step "Recompute every account from the transfers."
+step "1,000 farmers, a few on the sandbox's test numbers, imported into the registry"
+python -c "
+from pathlib import Path
+from agripme.sample import write_sample_registry
+write_sample_registry(Path('$SIKA_HOME/farmers.csv'), 1000,
+                      test_numbers=('000002', '000006', '000007', '000009'))"
+run sika agripme farmers import "$SIKA_HOME/farmers.csv" --agent awa
+
+step "Season 2026A: 4,000 FCFA a bag, up to 3 bags by farm size; its budget booked in the ledger"
+cat >"$SIKA_HOME/season-2026A.toml" <<'TOML'
+per_bag = 4000                 # FCFA per 50 kg bag
+max_bags = 3
+budget = 50000000              # FCFA for the season
+[[bands]]
+below_ha = 1.0
+bags = 1
+[[bands]]
+below_ha = 2.0
+bags = 2
+[[bands]]
+bags = 3
+TOML
+run sika agripme season create 2026A --rules "$SIKA_HOME/season-2026A.toml" --agent awa
+
+step "Awa builds the batch and signs its manifest"
+created=$(sika agripme batch create --season 2026A --agent awa --json)
+echo "$created"
+BATCH=$(echo "$created" | json_field '["batch"]')
+TOTAL=$(echo "$created" | json_field '["total"]')
+
+step "Awa cannot approve her own batch; Kodjo can"
+if sika agripme batch approve "$BATCH" --agent awa; then
+    echo "unexpected: a maker approved her own batch" >&2
+    exit 1
+fi
+run sika agripme batch approve "$BATCH" --agent kodjo
+
+step "The Treasury funds both operator floats (the sandbox's floats follow)"
+run sika funds add --operator flooz --amount "$TOTAL" --agent root --id demo:fund:flooz
+run sika funds add --operator tmoney --amount "$TOTAL" --agent root --id demo:fund:tmoney
+
+step "Dispatch: signatures checked, the batch reserved in one step, lines sent by workers"
+run sika agripme batch dispatch "$BATCH" --agent kodjo --wait --timeout 300
+
+if [[ -f scripts/demo_cizo.sh ]]; then
+    # shellcheck source=scripts/demo_cizo.sh
+    source scripts/demo_cizo.sh
+fi
+
+step "Nightly reconciliation of today's statements (normally run by \`sika scheduler\` at 02:00)"
+TODAY=$(python -c "import httpx; print(httpx.get('$SIKA_SANDBOX_URL/_sandbox/clock').json()['now'][:10])")
+for operator in flooz tmoney; do
+    run sika reconcile run --provider "$operator" --date "$TODAY" --agent root || true
+done
+
+step "The ledger still balances, and the audit log is intact"
 run sika ledger verify
+run sika audit log --verify >/dev/null
 
-step "Seal yesterday (Lomé time) into the signed hash chain, then verify every seal."
-run sika audit seal --json
-run sika audit verify
+elapsed=$(( $(date +%s) - started ))
+cat <<EOF
 
-step "Done. Run it again: every step replays and nothing moves twice."
+Done in ${elapsed}s. The sandbox keeps running at $SIKA_SANDBOX_URL (make demo-stop ends it
+and the embedded database). Try next, with SIKA_HOME=$SIKA_HOME SIKA_SANDBOX_URL=$SIKA_SANDBOX_URL:
+  sika agripme batch show $BATCH --json          what became of each line, by reason
+  sika agripme batch export $BATCH --out b.csv   one row per line, phone numbers masked
+  sika agripme farmers show TG-2016-0000001      a farmer, personal data decrypted on demand
+  sika ledger balance float:flooz                the float, reservations included
+  sika reconcile exceptions                      what reconciliation left for an auditor
+  sika audit log                                 who did what, hash-chained
+EOF

@@ -50,6 +50,7 @@ def _env(sika_env: dict[str, str], sandbox: Sandbox, broker: str | None) -> dict
         "SIKA_OPERATOR_TIMEOUT": "2",
         "SIKA_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
         "SIKA_LOG_LEVEL": "WARNING",
+        "SIKA_STATUS_CHECK_DELAYS": "[1, 2, 4]",
     }
     if broker:
         env["SIKA_BROKER_URL"] = broker

@@ -34,6 +34,7 @@ def world(sika_env, sandbox, monkeypatch, tmp_path):
     """Agents, 30 farmers (two on 000001), season 2026A; floats not funded yet."""
     monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     monkeypatch.setenv("SIKA_OPERATOR_TIMEOUT", "2")
+    monkeypatch.setenv("SIKA_STATUS_CHECK_DELAYS", "[1, 2, 4]")
     _clear_caches()
     keys = load_keys(load_settings())
     with unit_of_work() as session:
