@@ -9,6 +9,7 @@ every actor is safe to run twice.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -127,13 +128,24 @@ class Relay:
         self._stopping = False
 
     def stop(self) -> None:
-        """Ask the loop to end, waking it at once."""
+        """Ask the loop to end, waking it at once (or within `interval`)."""
         self._stopping = True
-        with self.factory() as session, session.begin():
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        try:
+            with self.factory() as session, session.begin():
+                session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        except Exception:  # the database is away: the loop notices within `interval`
+            log.warning("outbox relay could not be woken; it stops within its interval")
 
     def run(self) -> None:
-        """Relay until `stop()` is called."""
+        """Relay until `stop()` is called, reconnecting when the database goes away."""
+        while not self._stopping:
+            try:
+                self._listen()
+            except Exception:  # the relay must outlive a database restart
+                log.exception("outbox relay lost its database connection; reconnecting")
+                time.sleep(self.interval)
+
+    def _listen(self) -> None:
         engine = self.factory.kw["bind"]
         raw = engine.raw_connection()
         try:
@@ -143,10 +155,10 @@ class Relay:
             while not self._stopping:
                 try:
                     relay_all(self.factory, self.broker)
-                except Exception:  # the relay must outlive a broker or database hiccup
+                except Exception:  # a broker or database hiccup: try again next pass
                     log.exception("outbox relay pass failed; retrying")
                 # wake on the first notification, or after `interval` at the latest
                 for _ in driver.notifies(timeout=self.interval, stop_after=1):
                     pass
         finally:
-            raw.close()
+            raw.invalidate()

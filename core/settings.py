@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default=(2, 5, 15, 30, 60, 120, 300),
         description="Seconds between status queries of a pending or unknown payout (JSON list).",
     )
+    sweep_after_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="A payout line that has not moved for this long has its work re-queued.",
+    )
     dispatch_chunk: int = Field(
         default=100, ge=1, le=5000, description="Payout lines carried by one worker message."
     )

@@ -650,3 +650,71 @@ def lines_by_reference(session: Session, references: Sequence[str]) -> list[int]
             {"refs": list(references)},
         ).scalars()
     )
+
+
+_SWEEP_LOCK = 0x51CA_5EE9
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """Messages re-issued for lines whose work message was lost (a broker that restarted
+    without its queues, a message dropped by a crash)."""
+
+    sends: int
+    checks: int
+
+
+def sweep(session: Session, *, older_than: float, chunk: int) -> SweepReport:
+    """Re-queue the work of lines that have not moved for `older_than` seconds.
+
+    Only one sweeper acts at a time (an advisory lock); a duplicate message is harmless,
+    since sending claims a line conditionally and a status query never pays.
+    """
+    if not session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _SWEEP_LOCK}
+    ).scalar_one():
+        return SweepReport(0, 0)
+    age = {"age": older_than}
+    stale_queued = session.execute(
+        text(
+            "SELECT id, operator FROM payout_lines WHERE status = 'queued'"
+            " AND updated_at < now() - make_interval(secs => :age) ORDER BY id"
+        ),
+        age,
+    ).all()
+    stale_open = session.execute(
+        text(
+            "SELECT id, checks FROM payout_lines"
+            " WHERE (status = 'submitted' AND updated_at < now() - make_interval(secs => :age))"
+            "    OR (status IN ('pending', 'unknown')"
+            "        AND check_due_at < now() - make_interval(secs => :age))"
+            " ORDER BY id"
+        ),
+        age,
+    ).all()
+    for operator in sorted({r.operator for r in stale_queued}):
+        ids = [r.id for r in stale_queued if r.operator == operator]
+        for start in range(0, len(ids), chunk):
+            outbox.enqueue(
+                session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
+            )
+    for start in range(0, len(stale_open), chunk):
+        part = stale_open[start : start + chunk]
+        outbox.enqueue(
+            session,
+            CHECK,
+            queue_name=payout_queue(),
+            line_ids=[r.id for r in part],
+            round=min(r.checks for r in part),
+        )
+    if stale_queued or stale_open:
+        # touch them so the next sweep waits a full period before re-issuing again
+        session.execute(
+            text(
+                "UPDATE payout_lines SET check_due_at = CASE WHEN check_due_at IS NULL"
+                " THEN NULL ELSE now() END WHERE id = ANY(:ids)"
+            ),
+            {"ids": [r.id for r in stale_queued] + [r.id for r in stale_open]},
+        )
+        log.warning("payout.sweep", sends=len(stale_queued), checks=len(stale_open))
+    return SweepReport(len(stale_queued), len(stale_open))

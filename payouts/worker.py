@@ -16,10 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.broker import get_broker
-from core.db import get_sessionmaker
+from core.db import get_sessionmaker, run_in_transaction
 from core.logging import get_logger
 from core.outbox import Relay
+from core.settings import load_settings
 from payouts import actors
+from payouts.dispatch import sweep
 
 log = get_logger(__name__)
 
@@ -55,18 +57,50 @@ def running(
         if relay_loop
         else None
     )
+    sweeper = Sweeper(factory)
+    sweeper_thread = threading.Thread(target=sweeper.run, name="sika-payout-sweeper", daemon=True)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     if relay_thread is not None:
         relay_thread.start()
+    sweeper_thread.start()
     try:
         yield worker
     finally:
+        sweeper.stop()
         if relay_loop is not None and relay_thread is not None:
             relay_loop.stop()
             relay_thread.join(timeout=10)
+        sweeper_thread.join(timeout=10)
         worker.stop()
         actors.close_dispatcher()
+
+
+class Sweeper:
+    """Every quarter of `sweep_after_seconds`, re-queue the work of lines that stalled."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the loop."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Sweep until stopped; a failed pass (database away) is retried next period."""
+        settings = load_settings()
+        period = max(settings.sweep_after_seconds / 4, 0.5)
+        while not self._stop.wait(period):
+            try:
+                run_in_transaction(
+                    self.factory,
+                    lambda s: sweep(
+                        s, older_than=settings.sweep_after_seconds, chunk=settings.dispatch_chunk
+                    ),
+                )
+            except Exception:
+                log.exception("payout sweep failed; retrying next period")
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,34 @@ def test_dispatch_settles_every_line_and_retry_makes_a_new_attempt(world, sandbo
     with unit_of_work() as session:
         assert retry_batch(session, batch_id, chunk=7).retried == 0
     assert len(on_test_number(rows, "000001")) == 2
+
+
+def test_lost_messages_are_swept_back(world, sandbox, database_url, monkeypatch):
+    from dramatiq.brokers.stub import StubBroker
+
+    from core.outbox import relay_all
+
+    batch_id = _batch(world)
+    _approve(batch_id)
+    _fund(2_000_000, sandbox)
+    with unit_of_work() as session:
+        dispatch_batch(session, batch_id, chunk=7)
+    # Given the send messages reached a broker that then lost them (restarted empty)
+    lost = StubBroker()
+    lost.declare_queue("sika.payouts")
+    assert relay_all(get_sessionmaker(), lost) > 0
+    with unit_of_work() as session:
+        assert (
+            session.execute(
+                text("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
+            ).scalar_one()
+            == 0
+        )
+    # When workers run with a short sweep period
+    monkeypatch.setenv("SIKA_SWEEP_AFTER_SECONDS", "1")
+    _clear_caches()
+    progress = _run(batch_id)
+    # Then the stalled lines were re-queued and every one settled, each paid once
+    assert progress.done
+    rows = assert_paid_once(database_url, sandbox)
+    assert all(r["status"] == "succeeded" for r in rows)
