@@ -6,7 +6,7 @@ STAMP := $(VENV)/.sika-installed
 BENCH_STAMP := $(VENV)/.sika-bench-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo demo-stop test lint install clean bench
+.PHONY: demo demo-stop test chaos lint install clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ $(BENCH_STAMP): $(STAMP)
 # every benchmark of bench/ at full size; results in bench/results/*.json
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m bench all
+
+chaos: $(STAMP)
+	SIKA_CHAOS_SIZE=$${SIKA_CHAOS_SIZE:-5000} $(BIN)/python -m pytest -m chaos -s -p no:xdist tests/chaos
 
 demo: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

@@ -1,0 +1,274 @@
+"""Fault injection: a batch against the sandbox's `hostile` operators while workers are
+SIGKILLed and restarted, the broker restarts empty and database connections are cut;
+then everything settles, reconciliation runs, and nothing may be lost or paid twice.
+
+CI runs it at a reduced size; `make chaos` runs 5,000 farmers (SIKA_CHAOS_SIZE).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from tests.conftest import SIKA, run_sika
+from tests.fixtures.sandbox import Sandbox, free_port
+from tests.payout_world import _libpq, assert_paid_once, build_world, lines, sika_ok
+
+SIZE = int(os.environ.get("SIKA_CHAOS_SIZE", "300"))
+
+
+@dataclass
+class Faults:
+    """What the run did to the system, for the summary."""
+
+    worker_kills: int = 0
+    broker_restarts: int = 0
+    connection_cuts: int = 0
+    connections_cut: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class Redis:
+    """A private Redis server this test may restart at will (it keeps nothing on disk)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port).ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("the private Redis did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+class Workers:
+    """`sika worker` processes that can be killed and replaced."""
+
+    def __init__(self, env: dict[str, str], logs: Path, count: int) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SIKA_")} | env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.started = 0
+        for _ in range(count):
+            self.procs.append(self._spawn())
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.started += 1
+        log = (self.logs / f"worker-{self.started}.log").open("ab")
+        return subprocess.Popen(
+            [SIKA, "worker", "--threads", "4"], env=self.env, stdout=log, stderr=log
+        )
+
+    def kill_one(self, rng: random.Random) -> None:
+        index = rng.randrange(len(self.procs))
+        self.procs[index].send_signal(signal.SIGKILL)
+        self.procs[index].wait()
+        self.procs[index] = self._spawn()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _cut_connections(database_url: str) -> int:
+    """Terminate every other connection to the test's database (as a failover would)."""
+    with psycopg.connect(_libpq(database_url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+def _settled(database_url: str) -> tuple[bool, Counter[str]]:
+    with psycopg.connect(_libpq(database_url)) as conn:
+        rows = conn.execute(
+            "SELECT status, (status IN ('pending', 'unknown') AND check_due_at IS NULL)"
+            " FROM payout_lines"
+        ).fetchall()
+    counts = Counter(status for status, _ in rows)
+    done = all(status in ("succeeded", "failed") or waiting for status, waiting in rows)
+    return done, counts
+
+
+def _chaos(
+    stop: threading.Event, faults: Faults, workers: Workers, broker: Redis, database_url: str
+) -> None:
+    rng = random.Random(2016)
+    while not stop.wait(rng.uniform(1.0, 2.5)):
+        action = rng.choice(("kill", "kill", "broker", "cut"))
+        if action == "kill":
+            workers.kill_one(rng)
+            faults.worker_kills += 1
+        elif action == "broker":
+            broker.stop()
+            time.sleep(rng.uniform(0.2, 1.0))
+            broker.start()
+            faults.broker_restarts += 1
+        else:
+            faults.connections_cut += _cut_connections(database_url)
+            faults.connection_cuts += 1
+        faults.log.append(action)
+
+
+@pytest.mark.chaos
+def test_hostile_operators_crashes_and_cuts_lose_and_duplicate_nothing(
+    sika_env, sandbox: Sandbox, tmp_path, database_url
+):
+    # Given a season for SIZE farmers and hostile operators
+    broker = Redis(tmp_path)
+    broker.start()
+    env = {
+        **sika_env,
+        "SIKA_SANDBOX_URL": sandbox.url,
+        "SIKA_OPERATOR_TIMEOUT": "2",
+        "SIKA_BROKER_URL": broker.url,
+        "SIKA_QUEUE_PREFIX": "chaos",
+        "SIKA_LOG_LEVEL": "WARNING",
+        "SIKA_STATUS_CHECK_DELAYS": "[1, 2, 4, 8, 15]",
+        "SIKA_SWEEP_AFTER_SECONDS": "6",
+    }
+    build_world(env, tmp_path, farmers=SIZE, test_numbers=())
+    batch = json.loads(
+        sika_ok(
+            "agripme", "batch", "create", "--season", "2026A", "--agent", "awa", "--json", env=env
+        )
+    )["batch"]
+    sika_ok("agripme", "batch", "approve", str(batch), "--agent", "kodjo", env=env)
+    sandbox.set_faults("hostile")
+    workers = Workers(env, tmp_path, count=2)
+    faults = Faults()
+    stop = threading.Event()
+    chaos = threading.Thread(
+        target=_chaos, args=(stop, faults, workers, broker, database_url), daemon=True
+    )
+    started = time.monotonic()
+    try:
+        # When the batch is dispatched while the chaos runs
+        sika_ok("agripme", "batch", "dispatch", str(batch), "--agent", "kodjo", env=env)
+        chaos.start()
+        deadline = time.monotonic() + max(120, SIZE / 10)
+        while time.monotonic() < deadline and not _settled(database_url)[0]:
+            time.sleep(1)
+        stop.set()
+        chaos.join()
+        # and then everything is left to settle, the operators calm again
+        sandbox.set_faults("none")
+        settle_by = time.monotonic() + 180
+        while time.monotonic() < settle_by and not _settled(database_url)[0]:
+            time.sleep(1)
+    finally:
+        stop.set()
+        workers.stop()
+        broker.stop()
+    dispatch_seconds = time.monotonic() - started
+    done, before = _settled(database_url)
+    assert done, f"lines still moving after the chaos: {before}"
+    # the nightly reconciliation posts or voids what only the operator could settle
+    day = sandbox.today()
+    reports = {}
+    for operator in ("flooz", "tmoney"):
+        result = run_sika(
+            "reconcile",
+            "run",
+            "--provider",
+            operator,
+            "--date",
+            day,
+            "--agent",
+            "root",
+            "--json",
+            env=env,
+        )
+        assert result.code in (0, 3), result.stderr
+        reports[operator] = json.loads(result.stdout)
+    # Then every line is final, or unknown with its reason
+    rows = lines(database_url)
+    assert len(rows) == SIZE
+    assert all(
+        r["status"] in ("succeeded", "failed") or (r["status"] == "unknown" and r["reason"])
+        for r in rows
+    ), Counter(r["status"] for r in rows)
+    # no wallet credited twice; the ledger equals the sandbox line by line and in floats
+    assert_paid_once(database_url, sandbox)
+    for row in rows:
+        if row["status"] == "succeeded":
+            credits = sandbox.wallet(row["msisdn"])["credits"]
+            assert sum(c["amount"] for c in credits) == row["amount"], row
+    # reconciliation is clean once it has resolved what it safely could
+    for operator, report in reports.items():
+        assert report["open_exceptions"] == 0, (operator, report["counts"])
+        assert report["float"]["difference"] == 0, (operator, report["float"])
+    sika_ok("ledger", "verify", env=env)
+    sika_ok("audit", "verify", env=env)
+    sika_ok("audit", "log", "--verify", env=env)
+    after = Counter(r["status"] for r in rows)
+    with psycopg.connect(_libpq(database_url)) as conn:
+        resends, queried = conn.execute(
+            "SELECT coalesce(sum(sends - 1), 0), count(*) FILTER (WHERE checks > 0)"
+            " FROM payout_lines"
+        ).fetchone()
+    reasons = Counter(r["reason"] for r in rows if r["status"] == "failed")
+    print(
+        f"\n── chaos: {SIZE} farmers, hostile operators, {dispatch_seconds:.0f}s ──\n"
+        f"faults injected : {faults.worker_kills} workers SIGKILLed, "
+        f"{faults.broker_restarts} broker restarts (queues lost), "
+        f"{faults.connection_cuts} database cuts ({faults.connections_cut} connections)\n"
+        f"operator faults : {queried} lines needed status queries, {resends} resent under "
+        f"their own reference after the operator said it never got them\n"
+        f"before reconcile: {dict(before)}\n"
+        f"after reconcile : {dict(after)}; failed by reason {dict(reasons)}\n"
+        f"auto-resolved   : flooz {reports['flooz']['auto_resolved']}, "
+        f"tmoney {reports['tmoney']['auto_resolved']}; open exceptions 0; ledger = sandbox"
+    )
