@@ -35,7 +35,15 @@ from core.logging import get_logger
 from core.models import Agent
 from core.settings import Settings, load_settings
 from providers import registry as providers
-from providers.base import CallbackEvent, CollectionRequest, Kind, Outcome, StatementStatus
+from providers.base import (
+    CallbackEvent,
+    CollectionRequest,
+    Kind,
+    Outcome,
+    ProviderAdapter,
+    StatementStatus,
+    TransactionResult,
+)
 from providers.receiver import register_callback_handler
 
 log = get_logger(__name__)
@@ -67,6 +75,11 @@ class Outcomes:
         }
 
 
+def _adapter(provider: str, settings: Settings) -> ProviderAdapter:
+    """The operator's adapter, waiting no longer than `SIKA_OPERATOR_TIMEOUT` for answers."""
+    return providers.load_adapter(provider, settings, read_timeout=settings.operator_timeout)
+
+
 def _record_payment(
     session: Session,
     *,
@@ -80,7 +93,11 @@ def _record_payment(
     collection_id: int | None = None,
     callback_id: int | None = None,
 ) -> Payment:
-    """The payment under (provider, operator reference), inserted once, then locked."""
+    """The payment under (provider, operator reference), inserted once, then locked.
+
+    An unconfirmed row has moved nothing, so it takes the caller's values: whoever confirms
+    a payment decides its kit and amount, never an earlier (possibly forged) callback.
+    """
     session.execute(
         insert(Payment)
         .values(
@@ -108,6 +125,17 @@ def _record_payment(
         .execution_options(populate_existing=True)
     )
     assert payment is not None
+    if payment.status == PaymentStatus.UNCONFIRMED:
+        payment.kit_id = kit.id
+        payment.sika_reference = sika_reference
+        payment.source = source.value
+        payment.amount = amount
+        payment.paid_at = paid_at
+        if collection_id is not None:
+            payment.collection_id = collection_id
+        if callback_id is not None:
+            payment.callback_id = callback_id
+        session.flush()
     return payment
 
 
@@ -157,7 +185,7 @@ def start_collection(
         )
         msisdn = registry.kit_msisdn(kit, keys)
         serial = kit.serial
-    adapter = providers.load_adapter(collection.provider, settings)
+    adapter = _adapter(collection.provider, settings)
     try:
         result = adapter.request_collection(
             CollectionRequest(
@@ -203,7 +231,7 @@ def confirm_collection(
         raise ValidationError(f"no CIZO collection with the reference {reference!r}")
     if collection.status in (CollectionStatus.SUCCEEDED, CollectionStatus.FAILED):
         return outcomes
-    adapter = providers.load_adapter(collection.provider, settings)
+    adapter = _adapter(collection.provider, settings)
     try:
         status = adapter.payout_status(reference)
     finally:
@@ -320,39 +348,98 @@ def note_merchant_payment(
     callback_id: int | None = None,
     now: Clock = payments.utcnow,
 ) -> Outcomes:
-    """Keep a callback's hint of a payment to a kit's serial, and count it if the operator
-    confirms it by a status query; otherwise the statement will (`confirm_statement`)."""
-    outcomes = Outcomes()
+    """Keep a callback's hint of a payment to a kit's serial, and count it at once if the
+    operator, asked by its own reference, confirms it; otherwise the statement will."""
     if event.outcome is not Outcome.SUCCEEDED or not event.operator_reference:
-        return outcomes
+        return Outcomes()
     if not event.amount or event.amount <= 0:
-        return outcomes
-    adapter = providers.load_adapter(event.provider, settings)
-    try:
-        status = adapter.payout_status(event.sika_reference)
-    finally:
-        adapter.close()
-    confirmed = (
+        return Outcomes()
+    return confirm_merchant_payment(
+        factory,
+        settings,
+        keys,
+        provider=event.provider,
+        operator_reference=event.operator_reference,
+        serial=event.sika_reference,
+        amount=event.amount,
+        callback_id=callback_id,
+        now=now,
+    )
+
+
+def _confirms(status: TransactionResult, serial: str, amount: int) -> bool:
+    """True when the operator's record is a successful payment of `amount` to `serial`."""
+    return (
         status.outcome is Outcome.SUCCEEDED
         and status.found
-        and status.operator_reference == event.operator_reference
-        and status.amount == event.amount
+        and status.reference == serial
+        # Flooz does not say the direction; T-Money does, and a payout is never a payment
+        and status.kind in (None, Kind.COLLECTION)
+        and status.amount == amount
     )
+
+
+def confirm_merchant_payment(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    keys: PiiKeys,
+    *,
+    provider: str,
+    operator_reference: str,
+    serial: str,
+    amount: int,
+    callback_id: int | None = None,
+    now: Clock = payments.utcnow,
+) -> Outcomes:
+    """Ask the operator about the payment it numbered `operator_reference`, said to be
+    `amount` francs to the kit `serial`; count it when the operator confirms all three.
+
+    Whatever the answer, the hint is kept as an unconfirmed payment (a later status query
+    or the statement counts it); a payment already counted is never counted again.
+    """
+    outcomes = Outcomes()
+    with factory() as session:
+        known = session.scalar(
+            select(Payment.status).where(
+                Payment.provider == provider, Payment.operator_reference == operator_reference
+            )
+        )
+        if known == PaymentStatus.CONFIRMED or registry.find_kit(session, serial) is None:
+            return outcomes
+    adapter = _adapter(provider, settings)
+    try:
+        status = adapter.transaction_status(operator_reference)
+    finally:
+        adapter.close()
+    confirmed = _confirms(status, serial, amount)
+    bound = log.bind(provider=provider, reference=serial, operator_reference=operator_reference)
+    if not confirmed:
+        bound.warning(
+            "cizo.merchant_payment.unconfirmed",
+            outcome=status.outcome.value,
+            found=status.found,
+            operator_says=status.reference,
+            operator_amount=status.amount,
+            amount=amount,
+            detail=status.detail,
+        )
     notices: list[payments.Notice] = []
 
     def keep(session: Session) -> None:
         notices.clear()
-        kit = registry.find_kit(session, event.sika_reference)
+        outcomes.confirmed.clear()
+        outcomes.unconfirmed.clear()
+        kit = registry.find_kit(session, serial)
         if kit is None:
             return
         payment = _record_payment(
             session,
             kit=kit,
-            provider=event.provider,
-            operator_reference=str(event.operator_reference),
-            sika_reference=event.sika_reference,
+            provider=provider,
+            operator_reference=operator_reference,
+            sika_reference=serial,
             source=PaymentSource.MERCHANT,
-            amount=event.amount or 0,
+            amount=amount,
             paid_at=now(),
             callback_id=callback_id,
         )
@@ -367,6 +454,43 @@ def note_merchant_payment(
     run_in_transaction(factory, keep)
     outcomes.sms = payments.send_notices(settings, notices)
     return outcomes
+
+
+def check_merchant_payments(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    keys: PiiKeys,
+    *,
+    now: Clock = payments.utcnow,
+) -> Outcomes:
+    """Ask the operators again about every merchant payment still unconfirmed."""
+    with factory() as session:
+        rows = session.execute(
+            select(
+                Payment.provider, Payment.operator_reference, Payment.sika_reference, Payment.amount
+            )
+            .where(
+                Payment.source == PaymentSource.MERCHANT.value,
+                Payment.status == PaymentStatus.UNCONFIRMED.value,
+            )
+            .order_by(Payment.id)
+        ).all()
+    total = Outcomes()
+    for provider, operator_reference, serial, amount in rows:
+        one = confirm_merchant_payment(
+            factory,
+            settings,
+            keys,
+            provider=provider,
+            operator_reference=operator_reference,
+            serial=serial,
+            amount=amount,
+            now=now,
+        )
+        total.confirmed += one.confirmed
+        total.unconfirmed += one.unconfirmed
+        total.sms += one.sms
+    return total
 
 
 def confirm_statement(

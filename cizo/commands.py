@@ -98,6 +98,14 @@ def plan_add(
     console.emit(view, as_json, "plan")
 
 
+@plan_app.command("show")
+def plan_show(code: str = typer.Argument(...), as_json: bool = _JSON) -> None:
+    """One plan, with its full price."""
+    with unit_of_work() as session:
+        view = registry.plan_view(registry.get_plan(session, code))
+    console.emit(view, as_json, "plan")
+
+
 @kit_app.command("register")
 def kit_register(
     household: str = typer.Option(..., "--household", help="The household's name."),
@@ -128,7 +136,7 @@ def kit_register(
             starting_code=starting_code,
             operator=operator,
         )
-        view = registry.kit_view(session, kit, keys)
+        view = registry.kit_details(session, kit, keys)
     console.emit(view, as_json, "kit")
 
 
@@ -232,9 +240,16 @@ def collect(
 
 @collections_app.command("check")
 def collections_check(as_json: bool = _JSON) -> None:
-    """Query the operator about every push not yet final."""
+    """Query the operators about every push not yet final and every merchant payment not
+    yet confirmed (a cron job, or after callbacks were lost)."""
     settings = load_settings()
-    outcome = collections.check_open_collections(get_sessionmaker(), settings, load_keys(settings))
+    keys = load_keys(settings)
+    factory = get_sessionmaker()
+    outcome = collections.check_open_collections(factory, settings, keys)
+    merchant = collections.check_merchant_payments(factory, settings, keys)
+    outcome.confirmed += merchant.confirmed
+    outcome.unconfirmed += merchant.unconfirmed
+    outcome.sms += merchant.sms
     console.emit(outcome.as_dict(), as_json, "collections")
 
 

@@ -479,23 +479,32 @@ def token_view(token: Token) -> dict[str, Any]:
 
 
 def kit_view(session: Session, kit: Kit, keys: PiiKeys) -> dict[str, Any]:
-    """The `sika cizo kit show --json` shape."""
+    """The `sika cizo kit show --json` shape: exactly the keys issue #6 names."""
     return {
         "serial": kit.serial,
         "status": kit.status,
-        "company": kit.company,
-        "plan": kit.plan,
-        "msisdn": mask(kit_msisdn(kit, keys)),
-        "price": kit.price_amount,
         "paid": kit.paid_amount,
         "subsidy": kit.subsidy_amount,
         "remaining": kit.price_amount - kit.paid_amount - kit.subsidy_amount,
         "days_credited": kit.days_credited,
-        "activated_at": kit.activated_at.isoformat() if kit.activated_at else None,
         "expires_at": kit.expires_at.isoformat() if kit.expires_at else None,
         "token_count": kit.token_count,
         "tokens": [token_view(token) for token in kit_tokens(session, kit)],
     }
+
+
+def kit_details(session: Session, kit: Kit, keys: PiiKeys) -> dict[str, Any]:
+    """The kit for a registration screen: who sells it, on which plan, to which number."""
+    view = kit_view(session, kit, keys)
+    view.update(
+        {
+            "company": kit.company,
+            "plan": kit.plan,
+            "msisdn": mask(kit_msisdn(kit, keys)),
+            "price": kit.price_amount,
+        }
+    )
+    return view
 
 
 def report(session: Session, now: datetime, *, within_days: int = 3) -> dict[str, Any]:

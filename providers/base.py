@@ -135,6 +135,10 @@ class TransactionResult(_Frozen):
     later, never resend under a new reference". `found` is False only when a status query
     learnt that the operator has no transaction under the reference (outcome `failed`,
     reason `not_found`): then a resend must reuse the same reference.
+
+    From `transaction_status` (a query by the operator's own reference), `reference` is the
+    merchant reference the operator recorded (Sika's, or what a payer typed), empty when
+    the operator has none, and `kind` says the direction when the operator tells it.
     """
 
     provider: str
@@ -148,6 +152,7 @@ class TransactionResult(_Frozen):
     amount: int | None = None
     msisdn: str | None = None
     found: bool = True
+    kind: Kind | None = None
 
     @property
     def final(self) -> bool:
@@ -263,6 +268,15 @@ class ProviderAdapter(Protocol):
 
     def payout_status(self, reference: str) -> TransactionResult:
         """The operator's current view of the transaction sent under Sika's `reference`."""
+        ...
+
+    def transaction_status(self, operator_reference: str) -> TransactionResult:
+        """The operator's current view of the transaction it numbered `operator_reference`.
+
+        How Sika confirms what it did not start, such as a payment a subscriber made to a
+        merchant reference on their own: `reference` in the answer is the merchant reference
+        the operator holds, and `found=False` says the operator has no such transaction.
+        """
         ...
 
     def request_collection(self, request: CollectionRequest) -> TransactionResult:

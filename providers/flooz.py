@@ -315,6 +315,35 @@ class FloozAdapter:
         except FloozAnswerError as exc:
             return self._malformed(reference, exc, bound)
 
+    def transaction_status(self, operator_reference: str) -> TransactionResult:
+        """getTransactionStatus by `transid`, Flooz's own reference (as a callback's `refid`).
+
+        The answer's `referenceid` is the merchant reference Flooz recorded; TLC gives no
+        direction, so `kind` stays None and the caller checks the reference it expects.
+        """
+        bound = log.bind(provider=self.name, operator_reference=operator_reference)
+        try:
+            answer = self._call("getTransactionStatus", [("transid", operator_reference)])
+        except ExchangeFailed as exc:
+            result = self._transport_result("", exc, bound, may_execute=False)
+            return result.model_copy(update={"operator_reference": operator_reference})
+        try:
+            values = self._fields(answer, "getTransactionStatus")
+            code = values.get("status")
+            echoed = values.get("transid")
+            if echoed and echoed != operator_reference:
+                raise FloozAnswerError(f"status is about transid {echoed!r}, not ours")
+            reference = values.get("referenceid", "")
+            if code in QUERY_LEVEL_CODES:
+                rule = unknown(Reason.OPERATOR_ERROR)
+                detail = f"status query refused: {code} {values.get('message', '')}"
+                result = self._result(reference, rule, code, values, bound, detail)
+            else:
+                result = self._result(reference, rule_for(code), code, values, bound)
+        except FloozAnswerError as exc:
+            result = self._malformed("", exc, bound)
+        return result.model_copy(update={"operator_reference": operator_reference})
+
     def request_collection(self, request: CollectionRequest) -> TransactionResult:
         """PushWithPending: fields directly after `<token>`; `100` means the payer was asked."""
         bound = log.bind(

@@ -419,6 +419,65 @@ class TMoneyAdapter:
         except TMoneyAnswerError as exc:
             return self._outcome(reference, unknown(Reason.MALFORMED_ANSWER), bound, exc.detail)
 
+    def transaction_status(self, operator_reference: str) -> TransactionResult:
+        """check-transaction-id by `refTmoney`, T-Money's own reference.
+
+        *Modelled* (OPERATORS.md): the gateway's status query is documented by `idRequete`
+        only; a payment a subscriber makes to the partner's merchant code carries no
+        `idRequete` of Sika's, so Sika asks the same endpoint with `refTmoney=`, the
+        closest pattern (TLC's `getTransactionStatus` takes `transid` or `referenceid`).
+        The record's `idRequete` is the merchant reference and `typeRequete` its direction.
+        """
+        bound = log.bind(provider=self.name, operator_reference=operator_reference)
+        ref = {"operator_reference": operator_reference}
+        try:
+            answer = self._call("GET", CHECK, params={"refTmoney": operator_reference})
+        except _SignInFailed as exc:
+            rule = unknown(exc.rule.reason or Reason.UNREACHABLE)
+            return self._outcome("", rule, bound, exc.detail).model_copy(update=ref)
+        except ExchangeFailed as exc:
+            rule = unknown(Reason.NO_ANSWER)
+            return self._outcome("", rule, bound, exc.detail).model_copy(update=ref)
+        if answer.status != 200:
+            detail = f"HTTP {answer.status} from the status query"
+            result = self._outcome("", unknown(Reason.OPERATOR_ERROR), bound, detail)
+            return result.model_copy(update=ref)
+        try:
+            payload = _json(answer)
+            data = payload.get("data")
+            if not isinstance(data, list):
+                raise TMoneyAnswerError("status answer has no data array")
+            if not data:
+                result = self._outcome(
+                    "",
+                    failed(Reason.NOT_FOUND, retryable=True),
+                    bound,
+                    "no transaction under this refTmoney",
+                    found=False,
+                )
+                return result.model_copy(update=ref)
+            ours = [
+                tx
+                for tx in data
+                if isinstance(tx, dict) and _text(tx, "refTmoney") == operator_reference
+            ]
+            if len(ours) != 1:
+                raise TMoneyAnswerError(
+                    f"status answer holds {len(ours)} records for our refTmoney"
+                )
+            tx = ours[0]
+            return self._outcome(
+                _text(tx, "idRequete") or "",
+                transaction_rule(tx),
+                bound,
+                _describe(payload, tx),
+                _text(tx, "code"),
+                tx,
+            )
+        except TMoneyAnswerError as exc:
+            result = self._outcome("", unknown(Reason.MALFORMED_ANSWER), bound, exc.detail)
+            return result.model_copy(update=ref)
+
     # -- float and KYC -------------------------------------------------------------
 
     def balance(self) -> BalanceResult:
@@ -524,6 +583,7 @@ class TMoneyAdapter:
             amount=_int(tx, "montant"),
             msisdn=_text(tx, "numeroClient") or None,
             found=found,
+            kind=statements.TMONEY_KINDS.get((_text(tx, "typeRequete") or "").upper()),
         )
         level = "info" if rule.outcome is not Outcome.UNKNOWN else "warning"
         getattr(bound, level)(

@@ -185,7 +185,11 @@ async def sms(request: Request, ctx: Context) -> Response:
 
 
 async def pay(request: Request, ctx: Context) -> Response:
-    """`{"msisdn", "amount", "merchant_reference", "operator"?}`: a subscriber pays Sika."""
+    """`{"msisdn", "amount", "merchant_reference", "operator"?}`: a subscriber pays Sika.
+
+    Many payments share one merchant reference, so the payment is found again only by the
+    operator's reference (Flooz `transid`, T-Money `refTmoney`), as the callback gives it.
+    """
     body = await _body(request)
     amount = _int(body, "amount")
     if amount <= 0:

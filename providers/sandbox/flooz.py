@@ -296,7 +296,11 @@ def _transfer_answer(tx: Transaction) -> dict[str, Any]:
 
 
 def get_transaction_status(ctx: Context, f: dict[str, str], _d: Decision) -> Answer:
-    """Status by `transid` (Flooz's reference) or `referenceid` (Sika's)."""
+    """Status by `transid` (Flooz's reference) or `referenceid` (Sika's).
+
+    A payment a subscriber made to a merchant reference is found by `transid` only: many
+    payments share that reference, and its `referenceid` in the answer is what was typed.
+    """
     if not f.get("transid") and not f.get("referenceid"):
         return _status(Code.PARAMETERS_INCOMPLETE), False
     tx = ctx.sim.find(OP, operator_ref=f.get("transid", ""), reference=f.get("referenceid", ""))

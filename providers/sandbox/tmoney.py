@@ -57,6 +57,11 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.BELOW_MIN: "MONTANT_INVALIDE",
     Reason.FUNDS_INSUFFICIENT: "SOLDE_CLIENT_INSUFFISANT",
 }
+TYPES: dict[Kind, str] = {
+    Kind.PAYOUT: "CREDIT",
+    Kind.COLLECTION: "DEBIT",
+    Kind.REVERSAL: "REVERSAL",
+}
 FORBIDDEN = {"code": Code.FORBIDDEN, "message": "Please sign in before continue"}
 
 
@@ -97,7 +102,7 @@ def transaction_fields(tx: Transaction) -> dict[str, Any]:
         "dateHeureTmoney": (tx.completed_at or tx.at).strftime(DATE_FORMAT),
         "idRequete": tx.reference,
         "statutRequete": str(statut),
-        "typeRequete": "CREDIT" if tx.kind == Kind.PAYOUT else "DEBIT",
+        "typeRequete": TYPES[tx.kind],
         "dateHeureRequete": tx.payload.get("dateHeureRequete", ""),
         "refCommande": tx.payload.get("refCommande", ""),
         "montant": tx.amount,
@@ -225,20 +230,26 @@ async def _submit(request: Request, kind: Kind) -> Response:
 
 
 async def check_transaction(request: Request) -> Response:
-    """`?idRequete=…` → `{"data": [transaction]}`, empty when unknown."""
+    """`?idRequete=…` → `{"data": [transaction]}`, empty when unknown.
+
+    *Modelled*: `?refTmoney=…` finds a transaction by T-Money's own reference instead, such
+    as a payment a subscriber made to the partner's merchant code (no `idRequete` of the
+    partner's exists for it; its `idRequete` is the merchant reference the payer typed).
+    """
     ctx = context(request)
     if not _authorised(ctx, request):
         return JSONResponse(FORBIDDEN, status_code=403)
     reference = request.query_params.get("idRequete", "")
-    if not reference:
-        return _bad("idRequete manquant")
-    decision = ctx.sim.faults.decide(f"tmoney|check|{reference}")
+    operator_ref = request.query_params.get("refTmoney", "")
+    if not reference and not operator_ref:
+        return _bad("idRequete ou refTmoney manquant")
+    decision = ctx.sim.faults.decide(f"tmoney|check|{reference or operator_ref}")
     if decision.latency:
         await asyncio.sleep(decision.latency)
     if decision.error_before:
         return Response("Service Unavailable", status_code=503, media_type="text/plain")
     ctx.flush()
-    tx = ctx.sim.find(OP, reference=reference)
+    tx = ctx.sim.find(OP, reference=reference, operator_ref=operator_ref)
     data = [transaction_fields(tx)] if tx is not None else []
     return JSONResponse({"code": Code.ACCEPTED, "message": "OK", "data": data})
 

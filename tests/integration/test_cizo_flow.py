@@ -3,7 +3,7 @@ merchant payments, duplicated callbacks, the chèque solaire and OpenPAYGO token
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cizo import collections, registry
 from cizo.models import Payment, Token
+from cizo.rules import add_months
 from core import agents
 from core.crypto import PiiKeys, load_keys
+from core.errors import ValidationError
 from core.models import Role
 from core.settings import Settings
 from ledger import api as ledger
@@ -125,35 +127,205 @@ def test_pushes_pay_off_the_plan_with_one_disable_payg(
     assert any("123" in sms["message"] or "Code" in sms["message"] for sms in sandbox.sms())
 
 
-def test_duplicated_merchant_callback_counts_once(
+def _callback(paid: dict[str, Any], serial: str = "KIT-1", **over: Any) -> CallbackEvent:
+    fields: dict[str, Any] = {
+        "provider": "flooz",
+        "sika_reference": serial,
+        "operator_reference": paid["operator_reference"],
+        "outcome": Outcome.SUCCEEDED,
+        "amount": paid["amount"],
+        "kind": Kind.COLLECTION,
+        **over,
+    }
+    return CallbackEvent(**fields)
+
+
+def _counts(factory: sessionmaker[Session]) -> tuple[int, int, int]:
+    with factory() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Payment)) or 0,
+            session.scalar(
+                select(func.count()).select_from(Payment).where(Payment.status == "confirmed")
+            )
+            or 0,
+            session.scalar(select(func.count()).select_from(Token)) or 0,
+        )
+
+
+def test_duplicated_merchant_callback_counts_once_in_real_time(
     session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
 ) -> None:
     settings, keys = world["settings"], world["keys"]
-    # Given a household paying its kit's serial on its own, twice reported by callback
+    # Given a household paying its kit's serial on its own, reported twice by callback
     paid = sandbox.pay(HOUSEHOLD, 1_300, "KIT-1", "flooz")
-    event = CallbackEvent(
-        provider="flooz",
-        sika_reference="KIT-1",
-        operator_reference=paid["operator_reference"],
-        outcome=Outcome.SUCCEEDED,
-        amount=1_300,
-        kind=Kind.COLLECTION,
-    )
     for callback_id in (1, 2):
         collections.handle_callback(
-            event, callback_id, factory=session_factory, settings=settings, keys=keys
+            _callback(paid), callback_id, factory=session_factory, settings=settings, keys=keys
         )
-    # Then the hint is kept once, and counted once when the statement confirms it
-    statement = sandbox.statement("flooz", sandbox.today())
-    for _ in range(2):
-        collections.confirm_statement(
-            session_factory, settings, keys, provider="flooz", data=statement, agent=None
-        )
-    with session_factory() as session:
-        assert session.scalar(select(func.count()).select_from(Payment)) == 1
-        assert session.scalar(select(func.count()).select_from(Token)) == 1
+    # Then the status query by Flooz's reference counted it at once, and only once
+    assert _counts(session_factory) == (1, 1, 1)
     kit = _kit(session_factory, keys)
     # 1,000 deposit, 300 beyond it + 300 subsidy = 6 days
     assert (kit["paid"], kit["subsidy"], kit["days_credited"]) == (1_300, 300, 6)
     assert _decode_all(kit["tokens"]) == [(6, TokenType.ADD_TIME)]
+    # And the statement, the catch-up path, finds nothing left to count
+    statement = sandbox.statement("flooz", sandbox.today())
+    again = collections.confirm_statement(
+        session_factory, settings, keys, provider="flooz", data=statement, agent=None
+    )
+    assert again.confirmed == []
+    assert _counts(session_factory) == (1, 1, 1)
+    _verify(session_factory)
+
+
+def test_forged_callbacks_never_count_and_the_statement_catches_up(
+    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+) -> None:
+    settings, keys = world["settings"], world["keys"]
+    paid = sandbox.pay(HOUSEHOLD, 1_300, "KIT-1", "flooz")
+    forged = [
+        # an amount the operator never saw
+        _callback(paid, amount=130_000),
+        # a reference the operator never issued
+        _callback(paid, operator_reference="4199999999"),
+    ]
+    for event in forged:
+        outcome = collections.note_merchant_payment(session_factory, settings, keys, event)
+        assert outcome.confirmed == []
+    # Then nothing counted, no token: the hints wait unconfirmed
+    assert _counts(session_factory) == (2, 0, 0)
+    assert _kit(session_factory, keys)["paid"] == 0
+    # When the statement arrives, the operator's amount counts once under its reference
+    statement = sandbox.statement("flooz", sandbox.today())
+    done = collections.confirm_statement(
+        session_factory, settings, keys, provider="flooz", data=statement, agent=None
+    )
+    assert done.confirmed == [paid["operator_reference"]]
+    kit = _kit(session_factory, keys)
+    assert (kit["paid"], kit["subsidy"]) == (1_300, 300)
+    # And the forged hint of an invented reference stays unconfirmed, asked again in vain
+    again = collections.check_merchant_payments(session_factory, settings, keys)
+    assert (again.confirmed, again.unconfirmed) == ([], ["4199999999"])
+    assert _counts(session_factory) == (2, 1, 1)
+    _verify(session_factory)
+
+
+def test_a_tmoney_merchant_payment_is_confirmed_by_ref_tmoney(
+    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+) -> None:
+    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    with session_factory() as session, session.begin():
+        registry.register_kit(
+            session,
+            admin,
+            keys,
+            household="Ama Lawson",
+            msisdn="22890000032",
+            company="BBOXX",
+            plan="MINI",
+            serial="KIT-T",
+            opaygo_key=KEY,
+            starting_code=START,
+        )
+    sandbox.put_wallet("22890000032", balance=50_000)
+    paid = sandbox.pay("22890000032", 1_000, "KIT-T", "tmoney")
+    event = _callback(paid, serial="KIT-T", provider="tmoney")
+    done = collections.note_merchant_payment(session_factory, settings, keys, event)
+    assert done.confirmed == [paid["operator_reference"]]
+    with session_factory() as session:
+        kit = registry.kit_view(session, registry.get_kit(session, "KIT-T"), keys)
+    assert (kit["status"], kit["paid"]) == ("active", 1_000)
+    # a callback naming another kit for that payment is refused by the operator's record
+    other = _callback(paid, serial="KIT-1", provider="tmoney")
+    assert collections.note_merchant_payment(session_factory, settings, keys, other).confirmed == []
+    _verify(session_factory)
+
+
+def test_subsidy_stops_36_months_after_activation(
+    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+) -> None:
+    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    activated = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+    with session_factory() as session, session.begin():
+        registry.add_plan(
+            session, admin, code="LONG", company="BBOXX", deposit=1_000, per_day=10, term_days=3_000
+        )
+        registry.register_kit(
+            session,
+            admin,
+            keys,
+            household="Kossi Amegah",
+            msisdn=HOUSEHOLD,
+            company="BBOXX",
+            plan="LONG",
+            serial="KIT-L",
+            opaygo_key=KEY,
+            starting_code=START,
+        )
+        for year in (2026, 2028, 2029):
+            registry.fund_subsidy(
+                session, admin, year=year, amount=50_000, operator="flooz", reference=f"y{year}"
+            )
+
+    def pay(amount: int, at: datetime) -> int:
+        started = collections.start_collection(
+            session_factory, settings, keys, serial="KIT-L", amount=amount, agent=admin
+        )
+        done = collections.wait_for_collection(
+            session_factory,
+            settings,
+            keys,
+            started.reference,
+            timeout=10,
+            interval=0.2,
+            now=lambda: at,
+        )
+        assert done.confirmed == [started.reference]
+        _verify(session_factory)
+        with session_factory() as session:
+            return session.scalars(
+                select(Payment.subsidy_amount).order_by(Payment.id.desc()).limit(1)
+            ).one()
+
+    # Given a kit activated by its deposit on 10 January 2026
+    assert pay(1_500, activated) == 500
+    # Then a payment a minute before the 36 months end still earns the chèque solaire
+    end = add_months(activated, 36)
+    assert pay(300, end - timedelta(minutes=1)) == 300
+    # And from the 36th month on, payments earn none, month after month
+    assert pay(300, end) == 0
+    assert pay(300, add_months(end, 1)) == 0
+    with session_factory() as session:
+        kit = registry.kit_view(session, registry.get_kit(session, "KIT-L"), keys)
+        # only the last subsidised payment (January 2029) drew on 2029's allocation
+        assert registry.available(session, registry.subsidy_account(2029)) == 49_700
+    assert (kit["paid"], kit["subsidy"]) == (2_400, 800)
+
+
+def test_paying_after_payoff_issues_no_second_disable_payg(
+    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+) -> None:
+    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    # Given the 7,000 plan paid in many merchant payments, each confirmed by status query
+    for amount in [1_000] + [200] * 20:
+        paid = sandbox.pay(HOUSEHOLD, amount, "KIT-1", "flooz")
+        event = _callback(paid)
+        collections.note_merchant_payment(session_factory, settings, keys, event)
+        _verify(session_factory)
+    kit = _kit(session_factory, keys)
+    assert (kit["status"], kit["remaining"]) == ("unlocked", 0)
+    # When the household pays once more on its own (a push is refused outright)
+    with pytest.raises(ValidationError, match="paid off"):
+        collections.start_collection(
+            session_factory, settings, keys, serial="KIT-1", amount=200, agent=admin
+        )
+    extra = sandbox.pay(HOUSEHOLD, 200, "KIT-1", "flooz")
+    done = collections.note_merchant_payment(session_factory, settings, keys, _callback(extra))
+    assert done.confirmed == [extra["operator_reference"]]
+    # Then the money is owed back, and there is still exactly one DISABLE_PAYG, the last token
+    kinds = [kind for _, kind in _decode_all(_kit(session_factory, keys)["tokens"])]
+    assert kinds.count(TokenType.DISABLE_PAYG) == 1
+    assert kinds[-1] == TokenType.DISABLE_PAYG
+    with session_factory() as session:
+        assert registry.available(session, registry.REFUNDS_ACCOUNT) == 200
     _verify(session_factory)

@@ -445,3 +445,38 @@ def test_collection_reference_reused_is_never_a_definitive_failure(
     assert first.outcome is Outcome.PENDING
     assert again.outcome in (Outcome.UNKNOWN, Outcome.PENDING, Outcome.SUCCEEDED)
     assert again.outcome is not Outcome.FAILED
+
+
+def test_a_payment_to_the_merchant_reference_is_found_by_the_operators_reference(
+    adapter: ProviderAdapter, provider: str, sandbox: Any
+) -> None:
+    # Given two households paying the same merchant reference on their own
+    payer = number(provider, "000071")
+    sandbox.put_wallet(payer, balance=50_000)
+    first = sandbox.pay(payer, 2_200, "KIT-7", provider)
+    second = sandbox.pay(payer, 1_600, "KIT-7", provider)
+    # When Sika asks by the operator's reference the callback gave
+    found = adapter.transaction_status(first["operator_reference"])
+    # Then the operator confirms that payment, its amount and merchant reference
+    assert (found.outcome, found.reference, found.amount, found.operator_reference) == (
+        Outcome.SUCCEEDED,
+        "KIT-7",
+        2_200,
+        first["operator_reference"],
+    )
+    assert found.kind in (None, Kind.COLLECTION)
+    assert adapter.transaction_status(second["operator_reference"]).amount == 1_600
+    # And the merchant reference alone finds nothing, nor does an invented reference
+    assert adapter.payout_status("KIT-7").found is False
+    missing = adapter.transaction_status("9999999999")
+    assert (missing.outcome, missing.found) == (Outcome.FAILED, False)
+
+
+def test_a_refused_merchant_payment_is_a_failure_by_its_reference(
+    adapter: ProviderAdapter, provider: str, sandbox: Any
+) -> None:
+    payer = number(provider, "000072")
+    sandbox.put_wallet(payer, balance=100)
+    refused = sandbox.pay(payer, 5_000, "KIT-8", provider)
+    result = adapter.transaction_status(refused["operator_reference"])
+    assert (result.outcome, result.found, result.reference) == (Outcome.FAILED, True, "KIT-8")

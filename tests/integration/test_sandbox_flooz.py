@@ -203,3 +203,12 @@ def test_oversize_body_is_refused(sandbox: Sandbox):
     huge = "<x>" + "a" * (200 * 1024) + "</x>"
     response = httpx.post(sandbox.url + FLOOZ_PATH, content=huge, timeout=5)
     assert response.status_code == 413
+
+
+def test_a_merchant_payment_is_found_by_transid_only(sandbox: Sandbox):
+    sandbox.put_wallet("96000074", balance=10_000)
+    paid = sandbox.pay("96000074", 1_600, "KIT-9", "flooz")
+    status = flooz_status(sandbox, transid=paid["operator_reference"])
+    assert (status["status"], status["referenceid"], status["amount"]) == ("0", "KIT-9", "1600")
+    # many payments share a merchant reference: it is no key of Flooz's
+    assert flooz_status(sandbox, referenceid="KIT-9")["status"] == "94"

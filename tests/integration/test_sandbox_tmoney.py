@@ -186,3 +186,23 @@ def test_callback_is_sent_without_delaying_the_answer(sandbox, tmoney, callback_
 
 def test_wrong_method_is_not_served(sandbox: Sandbox):
     assert httpx.get(sandbox.url + "/tmoney/login").status_code == 405
+
+
+def test_a_merchant_payment_is_checked_by_ref_tmoney_only(sandbox: Sandbox, tmoney: TMoney):
+    sandbox.put_wallet("90000073", balance=10_000)
+    paid = sandbox.pay("90000073", 2_200, "KIT-9", "tmoney")
+    response = tmoney.client.get(
+        "/m-banking/v1/api/tpcredit/check-transaction-id",
+        params={"refTmoney": paid["operator_reference"]},
+        headers=tmoney._headers(),
+    )
+    [tx] = response.json()["data"]
+    assert (tx["idRequete"], tx["refTmoney"], tx["typeRequete"], tx["statutRequete"]) == (
+        "KIT-9",
+        paid["operator_reference"],
+        "DEBIT",
+        "SUCCES",
+    )
+    assert tx["montant"] == 2_200
+    # the merchant reference is not the partner's idRequete: nothing under it
+    assert tmoney.check("KIT-9") == []

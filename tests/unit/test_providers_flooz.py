@@ -177,6 +177,48 @@ def test_status_refused_query_learns_nothing() -> None:
     assert result.outcome is Outcome.UNKNOWN
 
 
+def test_transaction_status_asks_by_transid_and_reads_the_merchant_reference() -> None:
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        body = soap(
+            "getTransactionStatus",
+            status="0",
+            transid="F9",
+            referenceid="KIT-1",
+            amount="1300",
+            destination="22896000031",
+        )
+        return httpx.Response(200, content=body)
+
+    result = adapter(handler).transaction_status("F9")
+    request = fromstring(seen[0]).find(f".//{{{NAMESPACE}}}getTransactionStatus/request")
+    assert [(el.tag, el.text) for el in request] == [("transid", "F9")]
+    assert (result.outcome, result.reference, result.operator_reference, result.amount) == (
+        Outcome.SUCCEEDED,
+        "KIT-1",
+        "F9",
+        1300,
+    )
+    assert result.kind is None
+
+
+def test_transaction_status_not_found_other_transid_and_refused_query() -> None:
+    missing = answering(soap("getTransactionStatus", status="94")).transaction_status("F9")
+    assert (missing.outcome, missing.found, missing.operator_reference) == (
+        Outcome.FAILED,
+        False,
+        "F9",
+    )
+    other = answering(soap("getTransactionStatus", status="0", transid="F1", amount="5"))
+    assert other.transaction_status("F9").outcome is Outcome.UNKNOWN
+    refused = answering(soap("getTransactionStatus", status="98")).transaction_status("F9")
+    assert refused.outcome is Outcome.UNKNOWN
+    broken = answering(b"<nope", status=200).transaction_status("F9")
+    assert (broken.outcome, broken.operator_reference) == (Outcome.UNKNOWN, "F9")
+
+
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>

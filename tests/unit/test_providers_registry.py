@@ -79,7 +79,9 @@ def test_a_third_adapter_plugs_in_through_the_entry_point_group(tmp_path: Path) 
     code = (
         "import json; from core.settings import Settings; from providers import registry;"
         "a = registry.load_adapter('wave', Settings());"
-        "print(json.dumps({'available': registry.available(), 'balance': a.balance().balance}))"
+        "t = a.transaction_status('W-1'); m = a.transaction_status('X-9');"
+        "print(json.dumps({'available': registry.available(), 'balance': a.balance().balance,"
+        " 'status': [t.outcome, t.reference, m.found]}))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -91,7 +93,11 @@ def test_a_third_adapter_plugs_in_through_the_entry_point_group(tmp_path: Path) 
     )
     # Then it finds wave next to flooz and tmoney, and uses it
     answer = json.loads(proc.stdout)
-    assert answer == {"available": ["flooz", "tmoney", "wave"], "balance": 1234}
+    assert answer == {
+        "available": ["flooz", "tmoney", "wave"],
+        "balance": 1234,
+        "status": ["succeeded", "WAVE-MERCHANT", False],
+    }
     # And so does the `sika` command (flooz and tmoney are unreachable here: exit 1)
     sika = str(Path(sys.executable).parent / "sika")
     proc = subprocess.run(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from providers.base import Outcome, PayoutRequest, Reason
+from providers.base import Kind, Outcome, PayoutRequest, Reason
 from providers.tmoney import TMONEY_CODES, TMONEY_FAILURES, TMoneyAdapter
 
 PAYOUT = PayoutRequest(reference="AGR-2", msisdn="22890000001", amount=40000)
@@ -137,6 +137,40 @@ def test_en_cours_is_pending_and_empty_data_is_not_found() -> None:
         Reason.NOT_FOUND,
         False,
     )
+
+
+def test_transaction_status_asks_by_ref_tmoney() -> None:
+    merchant = tx(
+        idRequete="KIT-1", refTmoney="T9", montant=2200, typeRequete="DEBIT", statutRequete="SUCCES"
+    )
+    gateway = fixed(200, {"data": [{**merchant, "code": "2002"}]})
+    result = adapter(gateway).transaction_status("T9")
+    [check] = [r for r in gateway.requests if r.url.path.endswith("check-transaction-id")]
+    assert dict(check.url.params) == {"refTmoney": "T9"}
+    assert (result.outcome, result.reference, result.operator_reference, result.amount) == (
+        Outcome.SUCCEEDED,
+        "KIT-1",
+        "T9",
+        2200,
+    )
+    assert result.kind is Kind.COLLECTION
+
+
+def test_transaction_status_not_found_and_records_about_another_ref() -> None:
+    missing = adapter(fixed(200, {"data": []})).transaction_status("T9")
+    assert (missing.outcome, missing.found, missing.operator_reference) == (
+        Outcome.FAILED,
+        False,
+        "T9",
+    )
+    other = adapter(fixed(200, {"data": [tx(statutRequete="SUCCES", code="2002")]}))
+    result = other.transaction_status("T9")
+    assert (result.outcome, result.reason, result.operator_reference) == (
+        Outcome.UNKNOWN,
+        Reason.MALFORMED_ANSWER,
+        "T9",
+    )
+    assert adapter(fixed(503, b"down")).transaction_status("T9").outcome is Outcome.UNKNOWN
 
 
 def test_duplicate_is_resolved_by_status_query() -> None:

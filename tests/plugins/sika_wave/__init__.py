@@ -18,6 +18,7 @@ from providers.base import (
     KycResult,
     Outcome,
     PayoutRequest,
+    Reason,
     StatementLine,
     TransactionResult,
 )
@@ -42,6 +43,18 @@ class WaveAdapter:
 
     def payout_status(self, reference: str) -> TransactionResult:
         return TransactionResult(provider=self.name, reference=reference, outcome=Outcome.SUCCEEDED)
+
+    def transaction_status(self, operator_reference: str) -> TransactionResult:
+        # Wave's own references are `W-<n>`; anything else it never issued
+        known = operator_reference.startswith("W-")
+        return TransactionResult(
+            provider=self.name,
+            reference="WAVE-MERCHANT" if known else "",
+            outcome=Outcome.SUCCEEDED if known else Outcome.FAILED,
+            reason=None if known else Reason.NOT_FOUND,
+            operator_reference=operator_reference,
+            found=known,
+        )
 
     def request_collection(self, request: CollectionRequest) -> TransactionResult:
         return TransactionResult(
