@@ -34,6 +34,17 @@ def _day(value: str, option: str = "--date") -> dt.date:
         raise ValidationError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
+def _moment(value: str, option: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(
+            f"{option} must be a time as YYYY-MM-DDTHH:MM[:SS], not {value!r}"
+        ) from None
+    # Lomé time is UTC all year round
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _provider(value: str) -> str:
     provider = value.strip().lower()
     if provider not in PROVIDERS:
@@ -50,6 +61,12 @@ def run_command(
     ),
     closing_float: int | None = typer.Option(
         None, "--closing-float", help="The operator's closing float in FCFA (default: ask it)."
+    ),
+    cutoff: str | None = typer.Option(
+        None,
+        "--cutoff",
+        help="Time (ISO 8601, UTC when naive) up to which the statement is complete:"
+        " payouts sent before it must be listed (default: ten minutes ago).",
     ),
     agent: str | None = _AGENT,
     as_json: bool = JSON,
@@ -68,6 +85,7 @@ def run_command(
         statement=statement,
         closing_float=closing_float,
         agent=acting,
+        cutoff=_moment(cutoff, "--cutoff") if cutoff else None,
     )
     data = summary.as_dict()
     if as_json:

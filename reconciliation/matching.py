@@ -30,6 +30,9 @@ STAGE_COLUMNS = (
 # A payout sent in the last minutes of a day may be listed on the next day's statement:
 # such lines are looked for in the next day's run, not reported missing in this one.
 CUTOFF_MARGIN = dt.timedelta(minutes=10)
+# a transaction the operator still shows pending this long before the cut-off is a break;
+# younger, both sides agreeing it is pending is simply where things stand
+AGED_PENDING_AFTER = dt.timedelta(hours=24)
 # Sika's states in which a payout may have been executed by the operator and whose
 # pending transfer is still open: reconciliation may settle these.
 IN_FLIGHT = ("submitted", "pending", "unknown")
@@ -134,7 +137,11 @@ WITH listed AS (
              -- a matcher for them exists, each one is money the ledger cannot place
              WHEN j.kind = 'collection' OR j.payout_line_id IS NULL THEN 'missing_in_ledger'
              WHEN j.amount <> j.ledger_amount THEN 'amount_mismatch'
-             WHEN j.status = 'pending' THEN 'aged_pending'
+             -- pending on both sides is not a break until it has lasted too long
+             WHEN j.status = 'pending' THEN
+               CASE WHEN j.at < :aged_before THEN 'aged_pending'
+                    WHEN j.sika_status IN ({_IN_FLIGHT_SQL}) THEN 'matched'
+                    ELSE 'status_mismatch' END
              WHEN j.kind = 'reversal' THEN
                CASE WHEN j.status = 'failed' THEN 'matched'
                     WHEN j.sika_status = 'succeeded' AND NOT j.earlier_attempt
@@ -168,12 +175,19 @@ FROM classified c
 """  # noqa: S608
 
 
-def classify(session: Session, provider: str, grid: FeeGrid) -> None:
+def classify(
+    session: Session, provider: str, grid: FeeGrid, aged_before: dt.datetime
+) -> None:
     """Classify every staged line into the `recon_classified` temporary table."""
     session.execute(text("DROP TABLE IF EXISTS recon_classified"))
     session.execute(
         text(_CLASSIFY),
-        {"provider": provider, "fee_fixed": grid.fixed, "fee_bps": grid.bps},
+        {
+            "provider": provider,
+            "fee_fixed": grid.fixed,
+            "fee_bps": grid.bps,
+            "aged_before": aged_before,
+        },
     )
     session.execute(text("CREATE INDEX ON recon_classified (category)"))
     session.execute(text("ANALYZE recon_classified"))
@@ -196,14 +210,14 @@ def category_totals(session: Session) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def missing_at_provider(
-    session: Session, provider: str, day: dt.date, now: dt.datetime
+    session: Session, provider: str, day: dt.date, cutoff: dt.datetime
 ) -> list[dict[str, object]]:
-    """Sika's payouts sent on `day` (before the cut-off) that the statement does not list.
+    """Sika's payouts sent on `day` before `cutoff` that the statement does not list.
 
     Only lines the operator may have executed count: in flight or succeeded.
     """
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) - CUTOFF_MARGIN
-    end = min(start + dt.timedelta(days=1), now - CUTOFF_MARGIN)
+    end = min(start + dt.timedelta(days=1), cutoff)
     rows = session.execute(
         text(
             f"SELECT p.id, p.reference, p.operator_reference, p.status, p.amount, p.pending_id"  # noqa: S608

@@ -39,6 +39,7 @@ def run_day(
     statement: Path | None = None,
     closing_float: int | None = None,
     agent: Agent | None = None,
+    cutoff: dt.datetime | None = None,
     record: bool = True,
 ) -> RunSummary:
     """Reconcile `provider` for `day` and write the signed report; the run's summary."""
@@ -62,6 +63,7 @@ def run_day(
                 adapter=adapter,
                 closing_float=closing_float,
                 agent=agent,
+                cutoff=cutoff,
             )
             if record:
                 agents.record(

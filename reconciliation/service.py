@@ -171,14 +171,16 @@ def reconcile_lines(
     adapter: ProviderAdapter | None = None,
     closing_float: int | None = None,
     agent: Agent | None = None,
-    now: dt.datetime | None = None,
+    cutoff: dt.datetime | None = None,
 ) -> RunSummary:
     """Reconcile parsed statement lines in the caller's transaction and record the run.
 
     `adapter` answers status queries about lines absent from the statement and the
-    operator's float (`closing_float`, when given, is used instead of asking).
+    operator's float (`closing_float`, when given, is used instead of asking). Payouts
+    sent before `cutoff` must be on the statement; by default that is ten minutes ago,
+    since a payout sent in the last minutes may not be listed yet.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    cutoff = cutoff or dt.datetime.now(dt.UTC) - matching.CUTOFF_MARGIN
     wrong = next((ln for ln in lines if ln.provider != provider), None)
     if wrong is not None:
         raise ValidationError(
@@ -197,14 +199,14 @@ def reconcile_lines(
     )
     grid = fee_grid(session, provider, day)
     matching.stage_lines(session, lines)
-    matching.classify(session, provider, grid)
+    matching.classify(session, provider, grid, cutoff - matching.AGED_PENDING_AFTER)
     counts, amounts = matching.category_totals(session)
 
     evidence: dict[int, dict[str, Any]] = {}
     auto_resolved = _settle_from_statement(session, provider, evidence)
     auto_resolved += _move_reversals(session, provider, evidence)
     _book_fees(session, provider)
-    missing = _missing_at_provider(session, provider, day, now, adapter)
+    missing = _missing_at_provider(session, provider, day, cutoff, adapter)
     for item in missing:
         counts[Category.MISSING_AT_PROVIDER] += 1
         amounts[Category.MISSING_AT_PROVIDER] += int(item["amount"])
@@ -368,14 +370,14 @@ def _missing_at_provider(
     session: Session,
     provider: str,
     day: dt.date,
-    now: dt.datetime,
+    cutoff: dt.datetime,
     adapter: ProviderAdapter | None,
 ) -> list[dict[str, Any]]:
     """Sika's lines the statement does not list; an in-flight one the operator confirms it
     has never seen (a status query answering `found=False`) is voided."""
     out: list[dict[str, Any]] = []
     voids: list[LineOutcome] = []
-    for row in matching.missing_at_provider(session, provider, day, now):
+    for row in matching.missing_at_provider(session, provider, day, cutoff):
         item: dict[str, Any] = dict(row)
         item["resolution"] = Resolution.OPEN
         item["detail"] = f"Sika has it {row['status']}; the statement does not list it"

@@ -104,7 +104,14 @@ def sika_env(
 ) -> Iterator[dict[str, str]]:
     """Sika's environment pointed at this test's database and a fresh SIKA_HOME."""
     home = tmp_path / "sika-home"
-    env = {"SIKA_HOME": str(home), "SIKA_DATABASE_URL": database_url, "SIKA_LOG_FORMAT": "json"}
+    env = {
+        "SIKA_HOME": str(home),
+        "SIKA_DATABASE_URL": database_url,
+        "SIKA_LOG_FORMAT": "json",
+        # the sandbox answers at once: a pending payout is queried three times, not for
+        # the minutes production allows
+        "SIKA_STATUS_CHECK_DELAYS": "[1, 2, 4]",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     _clear_caches()

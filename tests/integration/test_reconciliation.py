@@ -78,8 +78,16 @@ def _statement(rows: list[str]) -> bytes:
     return ("\r\n".join([HEADER, *rows]) + "\r\n").encode()
 
 
-def _row(opref: str, ref: str, kind: str, amount: int, status: str, fee: int = 0) -> str:
-    return f"{opref},{ref},2026-11-23 10:00:00,{kind},22890000001,{amount},{fee},{status}"
+def _row(
+    opref: str,
+    ref: str,
+    kind: str,
+    amount: int,
+    status: str,
+    fee: int = 0,
+    at: str = "2026-11-23 10:00:00",
+) -> str:
+    return f"{opref},{ref},{at},{kind},22890000001,{amount},{fee},{status}"
 
 
 def test_every_category_and_a_second_run_changes_nothing(
@@ -116,7 +124,8 @@ def test_every_category_and_a_second_run_changes_nothing(
                 _row("T6", "R6", "CREDIT", 9000, "SUCCES"),
                 _row("T6R", "R6", "REVERSAL", 9000, "SUCCES"),
                 _row("T7", "R7", "CREDIT", 9000, "SUCCES", fee=50),
-                _row("T9", "R9", "CREDIT", 9000, "EN_COURS"),
+                # still pending two days after it was sent: aged
+                _row("T9", "R9", "CREDIT", 9000, "EN_COURS", at="2026-11-21 10:00:00"),
                 _row("TX", "RX", "CREDIT", 1234, "SUCCES"),
             ]
         )
