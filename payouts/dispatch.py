@@ -379,7 +379,14 @@ class Dispatcher:
                 self._sms = SmsClient.from_settings(
                     self.settings, read_timeout=self.settings.operator_timeout
                 )
+                self._pools["sms"] = ThreadPoolExecutor(
+                    self.settings.dispatch_concurrency, thread_name_prefix="sika-sms"
+                )
             return self._sms
+
+    def _sms_pool(self) -> ThreadPoolExecutor:
+        self.sms()
+        return self._pools["sms"]
 
     # -- loading ------------------------------------------------------------------------
 
@@ -607,14 +614,17 @@ class Dispatcher:
             ).all()
             return [(self._line(r), r.notice) for r in rows]
 
-        sent: list[int] = []
-        for line, notice in run_in_transaction(self.factory, load):
+        def send(item: tuple[_Line, str]) -> bool:
+            line, notice = item
             message = notice.replace("{amount}", format_fcfa(line.amount)).replace(
                 "{reference}", line.reference
             )
             result = self.sms().send(line.msisdn, message, f"{line.reference}-sms")
-            if result.outcome is Outcome.SUCCEEDED:
-                sent.append(line.id)
+            return result.outcome is Outcome.SUCCEEDED
+
+        todo = run_in_transaction(self.factory, load)
+        answers = list(self._sms_pool().map(send, todo))
+        sent = [line.id for (line, _), ok in zip(todo, answers, strict=True) if ok]
         if sent:
             run_in_transaction(
                 self.factory,
