@@ -1,6 +1,7 @@
 """The farmer registry: streaming CSV import, lookup, and decryption when paying.
 
-A file is read row by row and written in chunks through COPY into a temporary table and
+A file is read row by row, validated and encrypted ahead of the writer (by a second
+process for a large file), and written in chunks through COPY into a temporary table and
 one set-based upsert per chunk, so a million rows import in bounded memory.
 """
 
@@ -8,10 +9,16 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing as mp
+import queue
 import re
+import sys
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,11 @@ from providers.msisdn import InvalidMsisdn, Operator, mask, normalise, route
 
 CHUNK_ROWS = 5_000
 MAX_ERRORS_KEPT = 10_000
+# batches prepared ahead of the one being written
+_READ_AHEAD = 2
+# from this file size on, a second process prepares the batches: forking costs tens of
+# milliseconds, which a small file would not win back
+PROCESS_FROM_BYTES = 4 << 20
 # serialises imports: the duplicate checks of one chunk must see every earlier write
 _IMPORT_LOCK = 0x51CA_F42E
 
@@ -82,6 +94,12 @@ def fold(value: str) -> str:
 
 
 _REGIONS = {fold(region.value): region for region in Region}
+
+
+@lru_cache(maxsize=1024)
+def _region(raw: str) -> Region | None:
+    # a registry spells its few regions the same way on most rows: fold each spelling once
+    return _REGIONS.get(fold(raw))
 
 
 @dataclass(frozen=True)
@@ -180,7 +198,9 @@ def format_area(area_m2: int) -> str:
 
 
 def _text(value: str, name: str, errors: list[tuple[str, str]]) -> str:
-    cleaned = unicodedata.normalize("NFC", " ".join(value.split()))
+    cleaned = " ".join(value.split())
+    if not cleaned.isascii():  # ASCII is its own NFC form
+        cleaned = unicodedata.normalize("NFC", cleaned)
     if not cleaned:
         errors.append((name, f"{name} is empty"))
     elif len(cleaned) > _MAX_TEXT:
@@ -205,7 +225,7 @@ def validate_row(values: dict[str, str]) -> FarmerRow | list[tuple[str, str]]:
         phone = normalise(values.get("phone", ""))
     except InvalidMsisdn as exc:
         errors.append(("phone", str(exc)))
-    region = _REGIONS.get(fold(values.get("region", "")))
+    region = _region(values.get("region", ""))
     if region is None:
         errors.append(
             (
@@ -325,16 +345,33 @@ def _record_digest(keys: PiiKeys, row: FarmerRow) -> bytes:
     return keys.blind_index.digest("\x1f".join(parts), RECORD)
 
 
-def _staging_tuple(keys: PiiKeys, item: _Pending) -> tuple[Any, ...]:
-    ring, row = keys.keyring, item.row
-    return (
-        item.number,
+# COPY's text format: backslash escapes, `\N` for NULL, bytea as `\x` hex
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: str | bytes | int | None) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, int):
+        return str(value)
+    return value.translate(_COPY_ESCAPES)
+
+
+def _staging_line(
+    keys: PiiKeys, number: int, row: FarmerRow, nid_bidx: bytes, phone_bidx: bytes
+) -> str:
+    """The row as one line of COPY text for the staging table, encrypted."""
+    ring = keys.keyring
+    values = (
+        number,
         ring.encrypt(row.national_id, NATIONAL_ID),
-        item.nid_bidx,
+        nid_bidx,
         ring.encrypt(row.first_name, FIRST_NAME),
         ring.encrypt(row.last_name, LAST_NAME),
         ring.encrypt(row.phone, PHONE),
-        item.phone_bidx,
+        phone_bidx,
         row.region.value,
         row.prefecture,
         row.canton,
@@ -344,110 +381,238 @@ def _staging_tuple(keys: PiiKeys, item: _Pending) -> tuple[Any, ...]:
         row.operator.value if row.operator else None,
         _record_digest(keys, row),
     )
+    return "\t".join(map(_copy_field, values)) + "\n"
 
 
-def _held_phones(session: Session, chunk: list[_Pending]) -> dict[bytes, bytes]:
-    """phone blind index → national-ID blind index, for this chunk's phones already stored."""
-    rows = session.execute(
-        text("SELECT phone_bidx, national_id_bidx FROM farmers WHERE phone_bidx = ANY(:phones)"),
-        {"phones": [item.phone_bidx for item in chunk]},
-    )
-    return {bytes(phone): bytes(nid) for phone, nid in rows}
+# Who already holds each phone of the staged chunk: only phones with a holder come back.
+_HELD = text(
+    "SELECT s.rownum, f.national_id_bidx FROM import_staging s"
+    " JOIN farmers f ON f.phone_bidx = s.phone_bidx"
+)
 
 
-def _write_chunk(
-    session: Session,
-    chunk: list[_Pending],
-    keys: PiiKeys,
-    seen: tuple[set[bytes], set[bytes]],
-    report: ImportReport,
-) -> None:
-    """Find duplicates (database first, then earlier rows), COPY the rest, upsert them."""
-    seen_ids, seen_phones = seen
-    held = _held_phones(session, chunk)
-    staged: list[tuple[Any, ...]] = []
-    for item in chunk:
-        owner = held.get(item.phone_bidx)
-        if owner is not None and owner != item.nid_bidx:
-            report.duplicates += 1
-            report.add_error(
-                RowError(item.number, "phone", "phone number already held by another farmer")
-            )
-            continue
-        if item.nid_bidx in seen_ids:
-            report.duplicates += 1
-            report.add_error(
-                RowError(item.number, "national_id", "national ID appears earlier in the file")
-            )
-            continue
-        if item.phone_bidx in seen_phones:
-            report.duplicates += 1
-            report.add_error(
-                RowError(item.number, "phone", "phone number given to another farmer earlier")
-            )
-            continue
-        seen_ids.add(item.nid_bidx)
-        seen_phones.add(item.phone_bidx)
-        staged.append(_staging_tuple(keys, item))
-    if not staged:
-        return
+def _stage(session: Session, block: bytes) -> None:
+    """Replace the staging table's rows with the chunk's, by one COPY of prepared text."""
     session.execute(text("TRUNCATE import_staging"))
     raw = session.connection().connection.driver_connection
     assert raw is not None
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY import_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy,
+    statement = f"COPY import_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(block)
+
+
+def _write_batch(
+    session: Session,
+    batch: _Batch,
+    seen: tuple[set[bytes], set[bytes]],
+    report: ImportReport,
+) -> None:
+    """Count the batch's invalid rows; stage its valid ones, drop the duplicates (of the
+    database first, then of earlier rows) and upsert the rest."""
+    for number, errors in batch.invalid:
+        report.rejected += 1
+        for field_name, message in errors:
+            report.add_error(RowError(number, field_name, message))
+    if not batch.numbers:
+        return
+    _stage(session, batch.copy_block)
+    held = {rownum: bytes(owner) for rownum, owner in session.execute(_HELD)}
+    seen_ids, seen_phones = seen
+    dropped: list[int] = []
+    for number, nid_bidx, phone_bidx in zip(
+        batch.numbers, batch.nid_bidx, batch.phone_bidx, strict=True
     ):
-        for values in staged:
-            copy.write_row(values)
-    known = session.execute(
-        text("SELECT count(*) FROM import_staging s JOIN farmers f USING (national_id_bidx)")
-    ).scalar_one()
+        owner = held.get(number)
+        if owner is not None and owner != nid_bidx:
+            message = RowError(number, "phone", "phone number already held by another farmer")
+        elif nid_bidx in seen_ids:
+            message = RowError(number, "national_id", "national ID appears earlier in the file")
+        elif phone_bidx in seen_phones:
+            message = RowError(number, "phone", "phone number given to another farmer earlier")
+        else:
+            seen_ids.add(nid_bidx)
+            seen_phones.add(phone_bidx)
+            continue
+        report.duplicates += 1
+        report.add_error(message)
+        dropped.append(number)
+    if dropped:
+        session.execute(
+            text("DELETE FROM import_staging WHERE rownum = ANY(:rows)"), {"rows": dropped}
+        )
+    if len(dropped) == len(batch.numbers):
+        return
     written = session.execute(text(_UPSERT)).scalars().all()
     inserted = sum(1 for flag in written if flag)
+    # every staged row is either inserted or names a known farmer (updated only when
+    # its record changed), so the known ones need no lookup of their own
+    known = len(batch.numbers) - len(dropped) - inserted
     report.accepted += inserted
     report.updated += known
     report.unchanged += known - (len(written) - inserted)
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """A valid row with its blind indexes, waiting for the duplicate checks."""
+class _Batch:
+    """The invalid rows read since the previous batch, and up to a chunk of valid ones
+    with their staging rows as COPY text (encrypted ahead of the duplicate checks, so
+    that work overlaps the database's; duplicates are deleted from staging after)."""
 
-    number: int
-    row: FarmerRow
-    nid_bidx: bytes
-    phone_bidx: bytes
+    invalid: list[tuple[int, list[tuple[str, str]]]]
+    # the valid rows' numbers and blind indexes, in parallel lists: they cross a pipe
+    # between processes, where one object per row would cost more than the row's work
+    numbers: list[int]
+    nid_bidx: list[bytes]
+    phone_bidx: list[bytes]
+    copy_block: bytes
 
 
-def _chunks(
+def _batches(
     rows: Iterable[tuple[int, FarmerRow | list[tuple[str, str]]]],
     keys: PiiKeys,
-    report: ImportReport,
     size: int,
-) -> Iterator[list[_Pending]]:
-    """Count invalid rows, and group valid ones with their blind indexes into chunks."""
-    chunk: list[_Pending] = []
-    index = keys.blind_index
+) -> Iterator[_Batch]:
+    """Group rows into batches of at most `size` valid rows, each prepared for staging."""
+    invalid: list[tuple[int, list[tuple[str, str]]]] = []
+    numbers: list[int] = []
+    nids: list[bytes] = []
+    phones: list[bytes] = []
+    lines: list[str] = []
+    digest = keys.blind_index.digest
     for number, result in rows:
         if isinstance(result, list):
-            report.rejected += 1
-            for field_name, message in result:
-                report.add_error(RowError(number, field_name, message))
+            invalid.append((number, result))
             continue
-        chunk.append(
-            _Pending(
-                number,
-                result,
-                index.digest(result.national_id, NATIONAL_ID),
-                index.digest(result.phone, PHONE),
-            )
-        )
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        nid_bidx = digest(result.national_id, NATIONAL_ID)
+        phone_bidx = digest(result.phone, PHONE)
+        lines.append(_staging_line(keys, number, result, nid_bidx, phone_bidx))
+        numbers.append(number)
+        nids.append(nid_bidx)
+        phones.append(phone_bidx)
+        if len(numbers) >= size:
+            yield _Batch(invalid, numbers, nids, phones, "".join(lines).encode("utf-8"))
+            invalid, numbers, nids, phones, lines = [], [], [], [], []
+    if invalid or numbers:
+        yield _Batch(invalid, numbers, nids, phones, "".join(lines).encode("utf-8"))
+
+
+_END = object()
+
+
+def _produce(batches: Iterator[_Batch], out: queue.Queue[Any], stop: threading.Event) -> None:
+    """Put each batch, then `_END` (or the exception that stopped reading), on `out`."""
+    item: Any = _END
+    try:
+        for batch in batches:
+            if not _put(out, batch, stop):
+                return
+    except BaseException as exc:  # handed to the importing thread, which raises it
+        item = exc
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    _put(out, item, stop)
+
+
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _read_ahead_thread(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """The same batches in the same order, prepared on a second thread.
+
+    Parsing, validating and encrypting hold the GIL, while waiting for PostgreSQL does
+    not: the next batch is prepared while the database writes this one. At most
+    `_READ_AHEAD` batches wait in between, so memory stays bounded.
+    """
+    out: queue.Queue[Any] = queue.Queue(maxsize=_READ_AHEAD)
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_produce, args=(batches, out, stop), name="sika-import-reader", daemon=True
+    )
+    reader.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _produce_to_pipe(batches: Iterator[_Batch], pipe: Connection) -> None:
+    """In the reader process: send each batch, then ("end",) or ("error", exception)."""
+    try:
+        for batch in batches:
+            pipe.send(("batch", batch))
+        pipe.send(("end",))
+    except BaseException as exc:
+        try:
+            pipe.send(("error", exc))
+        except Exception:  # an exception that does not pickle: keep its words
+            pipe.send(("error", RuntimeError(f"reading the registry file failed: {exc!r}")))
+    finally:
+        pipe.close()
+
+
+def _read_ahead_process(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """The same batches in the same order, prepared by a forked process.
+
+    The process inherits the keys and the open generator, so nothing secret is pickled;
+    it uses a second core while this one and PostgreSQL write. A pipe's send blocks
+    until the previous batch was received, so at most one batch waits: bounded memory.
+    The process touches no database connection and ends with `os._exit`.
+    """
+    context = mp.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    reader = context.Process(
+        target=_produce_to_pipe, args=(batches, send), name="sika-import-reader", daemon=True
+    )
+    reader.start()
+    send.close()
+    try:
+        while True:
+            try:
+                message = receive.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"the registry reader process stopped (exit code {reader.exitcode})"
+                ) from None
+            if message[0] == "end":
+                return
+            if message[0] == "error":
+                raise message[1]
+            yield message[1]
+    finally:
+        receive.close()
+        if reader.is_alive():
+            reader.kill()
+        reader.join()
+
+
+def _read_ahead(path: Path, batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """Batches prepared ahead of the writer: by a second process for a large file where
+    the platform can fork one cheaply, else by a second thread."""
+    try:
+        large = path.stat().st_size >= PROCESS_FROM_BYTES
+    except OSError:
+        large = False  # iter_file_rows reports the unreadable file in its own words
+    # a daemonic process (a worker pool's) may not start one of its own
+    forkable = sys.platform == "linux" and not mp.current_process().daemon
+    if large and forkable:
+        return _read_ahead_process(batches)
+    return _read_ahead_thread(batches)
 
 
 def import_farmers(
@@ -468,6 +633,10 @@ def import_farmers(
     session = factory()
     try:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+        # the staging table has no statistics: probe the registry's indexes per staged
+        # row rather than hash the whole registry for every chunk
+        session.execute(text("SET LOCAL enable_hashjoin = off"))
+        session.execute(text("SET LOCAL enable_mergejoin = off"))
         session.execute(
             text(
                 "CREATE TEMP TABLE import_staging (rownum bigint, national_id_enc bytea, "
@@ -479,8 +648,8 @@ def import_farmers(
         )
         # 32-byte keyed digests only: bounded memory, and no plaintext kept
         seen: tuple[set[bytes], set[bytes]] = (set(), set())
-        for chunk in _chunks(iter_file_rows(path), keys, report, chunk_rows):
-            _write_chunk(session, chunk, keys, seen, report)
+        for batch in _read_ahead(path, _batches(iter_file_rows(path), keys, chunk_rows)):
+            _write_batch(session, batch, seen, report)
         if dry_run:
             session.rollback()
         else:
