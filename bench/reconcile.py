@@ -1,6 +1,7 @@
-"""Benchmark `reconcile`: a synthetic operator statement matched against as many payout
-lines (inserted set-based) through `reconciliation.service.reconcile_lines` in a child
-process → seconds and peak memory (RSS of that process and its children).
+"""Benchmark `reconcile`: a synthetic T-Money statement file read and matched against as
+many payout lines (inserted set-based) through `reconciliation.service.reconcile_statement`,
+the path `sika reconcile run` takes, in a child process → seconds and peak memory (RSS of
+that process and its children).
 """
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing as mp
 import resource
+import tempfile
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 
 from bench._common import (
     Benchmark,
@@ -63,64 +67,67 @@ def _populate(url: str, size: int) -> float:
     return elapsed()
 
 
-def _statement(size: int) -> list[Any]:
-    """The operator's statement: every line succeeded, a few listed twice or changed."""
-    from providers.base import Kind, StatementLine, StatementStatus
-
-    start = dt.datetime.combine(DAY, dt.time(6), tzinfo=dt.UTC)
-    lines: list[Any] = []
-    for g in range(1, size + 1):
-        amount = AMOUNTS[g % 3]
-        if g % BREAK_EVERY == 1:
-            amount += 100  # amount_mismatch
-        line = StatementLine.model_construct(
-            provider="tmoney",
-            line=len(lines) + 2,
-            operator_reference=str(7_200_000_000 + g),
-            sika_reference=f"SKbench-{g}-1",
-            at=start + dt.timedelta(seconds=g % 36_000),
-            kind=Kind.PAYOUT,
-            msisdn=None,
-            amount=amount,
-            fee=0,
-            status=StatementStatus.SUCCEEDED,
-        )
-        lines.append(line)
-        if g % BREAK_EVERY == 2:  # duplicate_at_provider
-            lines.append(line.model_copy(update={"line": len(lines) + 2}))
-    return lines
+HEADER = "refTmoney,idRequete,dateHeureTmoney,typeRequete,numeroClient,montant,frais,statutRequete"
 
 
-def _child(url: str, size: int, conn: Connection) -> None:
-    """Build the parsed statement, then reconcile it in one transaction, timed inside."""
+def _write_statement(path: Path, size: int) -> float:
+    """The operator's export as a file: every line succeeded, a few listed twice or
+    changed. Written a chunk at a time by the parent, so its memory is not measured."""
+    start = dt.datetime.combine(DAY, dt.time(6))
+    with stopwatch() as elapsed, path.open("w", encoding="utf-8", newline="") as out:
+        out.write(f"{HEADER}\r\n")
+        rows: list[str] = []
+        for g in range(1, size + 1):
+            amount = AMOUNTS[g % 3]
+            if g % BREAK_EVERY == 1:
+                amount += 100  # amount_mismatch
+            at = start + dt.timedelta(seconds=g % 36_000)
+            row = (
+                f"{7_200_000_000 + g},SKbench-{g}-1,{at:%Y-%m-%d %H:%M:%S},CREDIT,"
+                f"228{g % 100_000_000:08d},{amount},0,SUCCES\r\n"
+            )
+            rows.append(row)
+            if g % BREAK_EVERY == 2:  # duplicate_at_provider
+                rows.append(row)
+            if len(rows) >= 10_000:
+                out.write("".join(rows))
+                rows.clear()
+        out.write("".join(rows))
+    return elapsed()
+
+
+def _child(url: str, statement: Path, conn: Connection) -> None:
+    """Read the statement file and reconcile it in one transaction, as `sika reconcile run`
+    does (reports aside), timed inside."""
     from sqlalchemy.orm import sessionmaker
 
     from core import db
-    from reconciliation.service import reconcile_lines
+    from reconciliation.service import read_statement_file, reconcile_statement
 
-    with stopwatch() as built:
-        lines = _statement(size)
     engine = db.build_engine(url, pool_size=1)
     factory = sessionmaker(engine, expire_on_commit=False)
     started = time.perf_counter()
+    data = read_statement_file(statement)
     with factory() as session, session.begin():
-        summary = reconcile_lines(
+        summary = reconcile_statement(
             session,
             "tmoney",
             DAY,
-            lines,
-            statement_sha256="0" * 64,
-            source="bench",
+            data,
+            source=str(statement),
             closing_float=0,
             cutoff=dt.datetime.combine(DAY, dt.time(23), tzinfo=dt.UTC),
         )
+        lines = session.execute(
+            text("SELECT statement_lines FROM recon_runs WHERE id = :id"), {"id": summary.run_id}
+        ).scalar_one()
     elapsed = time.perf_counter() - started
     engine.dispose()
     conn.send(
         {
             "seconds": elapsed,
-            "statement_build_seconds": built(),
-            "statement_lines": len(lines),
+            "statement_bytes": len(data),
+            "statement_lines": lines,
             "counts": summary.counts,
             "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         }
@@ -128,10 +135,10 @@ def _child(url: str, size: int, conn: Connection) -> None:
     conn.close()
 
 
-def _reconcile_in_child(url: str, size: int) -> tuple[dict[str, Any], int]:
+def _reconcile_in_child(url: str, statement: Path) -> tuple[dict[str, Any], int]:
     context = mp.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(url, size, send))
+    process = context.Process(target=_child, args=(url, statement, send))
     process.start()
     with PeakRss(process.pid) as sampler:
         report = receive.recv()
@@ -142,10 +149,12 @@ def _reconcile_in_child(url: str, size: int) -> tuple[dict[str, Any], int]:
 
 
 def run(size: int) -> Outcome:
-    with scratch_database("reconcile") as url:
+    with scratch_database("reconcile") as url, tempfile.TemporaryDirectory() as folder:
         insert_seconds = _populate(url, size)
         vacuum_analyze(url)
-        report, peak = _reconcile_in_child(url, size)
+        statement = Path(folder) / "tmoney.csv"
+        build_seconds = _write_statement(statement, size)
+        report, peak = _reconcile_in_child(url, statement)
     breaks = size // BREAK_EVERY + (1 if size % BREAK_EVERY >= 1 else 0)
     counts = report["counts"]
     if counts["amount_mismatch"] != breaks or counts["matched"] != size - breaks:
@@ -162,19 +171,24 @@ def run(size: int) -> Outcome:
             "peak_rss_sampled_bytes": peak,
             "ru_maxrss_bytes": report["ru_maxrss_bytes"],
             "counts": counts,
-            "statement_build_seconds": report["statement_build_seconds"],
+            "statement_build_seconds": build_seconds,
+            "statement_bytes": report["statement_bytes"],
         },
         reference={"payout_lines_insert_seconds": insert_seconds},
         scores={"seconds": seconds, "peak_rss_mb": peak_bytes / 1_000_000},
         method={
-            "reconcile": "reconcile_lines(session, 'tmoney', day, lines) in a fresh spawned "
-            "process, one transaction, timed inside it: COPY into the staging table, indexes, "
-            "set-based classification, breaks and exceptions written, run recorded",
-            "data": "N succeeded payout lines inserted with generate_series; a statement of "
-            "N lines plus one duplicate per 1,000, one amount changed per 1,000, built "
-            "in memory as StatementLine objects (not timed)",
+            "reconcile": "read_statement_file then reconcile_statement(session, 'tmoney', "
+            "day, data) on the file's bytes, as `sika reconcile run --statement` calls them "
+            "(the signed reports aside), in a fresh spawned process, one transaction, timed "
+            "inside it: the file read, its CSV read and validated line by line while it is "
+            "COPYed into the staging table, indexes, set-based classification, breaks and "
+            "exceptions written, run recorded",
+            "data": "N succeeded payout lines inserted with generate_series; a T-Money CSV "
+            "export of N lines plus one duplicate per 1,000, one amount changed per 1,000, "
+            "written to a file by the parent process (not timed)",
             "memory": "max of psutil sampling (every 20 ms) of the process tree's summed RSS "
-            "and getrusage ru_maxrss of the process (statement objects included)",
+            "and getrusage ru_maxrss of the process (the statement file's bytes included; "
+            "the PostgreSQL server's memory is not)",
             "reference": "the set-based INSERT of the N payout lines",
         },
     )

@@ -1,18 +1,19 @@
-"""Set-based matching: a statement is COPYed into a temporary staging table and joined
-with the payout records on Sika's reference and on the operator's reference, so a
-million lines classify in a few SQL statements, not a Python loop.
+"""Set-based matching: a statement is COPYed into a temporary staging table as it is
+read and joined with the payout records on Sika's reference and on the operator's
+reference, so a million lines classify in a few SQL statements, not a Python loop; what
+comes back to Python is the breaks, and the fees to book a chunk at a time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from providers.base import StatementLine
+from providers.statements import StatementRow
 from reconciliation.models import Category
 
 STAGE = "recon_stage"
@@ -33,6 +34,8 @@ CUTOFF_MARGIN = dt.timedelta(minutes=10)
 # a transaction the operator still shows pending this long before the cut-off is a break;
 # younger, both sides agreeing it is pending is simply where things stand
 AGED_PENDING_AFTER = dt.timedelta(hours=24)
+# how many rows a query that may return one per statement line hands back at a time
+CHUNK = 10_000
 # Sika's states in which a payout may have been executed by the operator and whose
 # pending transfer is still open: reconciliation may settle these.
 IN_FLIGHT = ("submitted", "pending", "unknown")
@@ -51,10 +54,12 @@ class FeeGrid:
         return self.fixed + amount * self.bps // 10_000
 
 
-def stage_lines(session: Session, lines: Iterable[StatementLine]) -> int:
-    """COPY statement lines into this transaction's staging table; returns how many.
+def stage_lines(session: Session, lines: Iterable[StatementRow]) -> int:
+    """COPY statement lines into this transaction's staging table as they come; how many.
 
-    Phone numbers are not staged: matching does not need them and they are personal data.
+    Nothing is kept: a statement that turns out malformed half-way raises out of the COPY
+    and the caller's transaction rolls back what was staged. Phone numbers are not
+    staged: matching does not need them and they are personal data.
     """
     session.execute(text("DROP TABLE IF EXISTS recon_classified"))
     session.execute(text("DROP TABLE IF EXISTS recon_stage"))
@@ -69,21 +74,26 @@ def stage_lines(session: Session, lines: Iterable[StatementLine]) -> int:
     )
     raw = session.connection().connection.driver_connection
     count = 0
+    # binary COPY: no text to format in Python nor to parse in the server
     with (
         raw.cursor() as cursor,
-        cursor.copy(f"COPY recon_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy,
+        cursor.copy(
+            f"COPY recon_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
     ):
+        copy.set_types(["int4", "text", "text", "timestamptz", "text", "int8", "int8", "text"])
         for line in lines:
+            # kind and status are StrEnums: the text dumper writes their values
             copy.write_row(
                 (
                     line.line,
                     line.operator_reference,
                     line.sika_reference,
                     line.at,
-                    line.kind.value,
+                    line.kind,
                     line.amount,
                     line.fee,
-                    line.status.value,
+                    line.status,
                 )
             )
             count += 1
@@ -175,9 +185,7 @@ FROM classified c
 """  # noqa: S608
 
 
-def classify(
-    session: Session, provider: str, grid: FeeGrid, aged_before: dt.datetime
-) -> None:
+def classify(session: Session, provider: str, grid: FeeGrid, aged_before: dt.datetime) -> None:
     """Classify every staged line into the `recon_classified` temporary table."""
     session.execute(text("DROP TABLE IF EXISTS recon_classified"))
     session.execute(
@@ -247,14 +255,17 @@ def auto_candidates(session: Session, action: str) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
-def fees_to_book(session: Session) -> list[dict[str, object]]:
-    """Successful payouts whose fee is the expected one and not zero: the fee is booked."""
+def fees_to_book(session: Session) -> Iterator[list[dict[str, object]]]:
+    """Successful payouts whose fee is the expected one and not zero, `CHUNK` at a time:
+    each fee is booked, and on a clean day that is every line of the statement."""
     rows = session.execute(
         text(
             "SELECT operator_reference, fee FROM recon_classified"
             " WHERE kind = 'payout' AND status = 'succeeded' AND fee > 0"
             " AND fee = expected_fee AND (category = 'matched' OR auto = 'post')"
             " ORDER BY line"
-        )
+        ),
+        execution_options={"stream_results": True, "yield_per": CHUNK},
     ).mappings()
-    return [dict(r) for r in rows]
+    for chunk in rows.partitions():
+        yield [dict(r) for r in chunk]

@@ -1,5 +1,6 @@
 """Running a day end to end: the statement from a file or the operator, the run in one
-transaction (nothing is recorded when the statement is refused), then the signed report.
+transaction that reads the statement as it stages it (a refused statement rolls back, so
+nothing is recorded), then the signed report.
 """
 
 from __future__ import annotations
@@ -48,17 +49,16 @@ def run_day(
         if statement is not None
         else service.fetch_statement(settings, provider, day)
     )
-    # parsed before any transaction: a refused statement leaves nothing behind
-    lines = service.parse_statement(provider, data)
     adapter = open_adapter(settings, provider)
     try:
+        # read while staged: a malformed line raises StatementError out of this block,
+        # which rolls the whole run back, so a refused statement leaves nothing behind
         with factory() as session, session.begin():
-            summary = service.reconcile_lines(
+            summary = service.reconcile_statement(
                 session,
                 provider,
                 day,
-                lines,
-                statement_sha256=service.statement_digest(data),
+                data,
                 source=str(statement) if statement is not None else "operator",
                 adapter=adapter,
                 closing_float=closing_float,

@@ -26,7 +26,7 @@ log = get_logger(__name__)
 NIGHTLY = "reconciliation.nightly"
 QUEUE = "reconciliation"
 SCHEDULE = "0 2 * * *"
-# the operators whose statements Sika can read (providers.statements.PARSERS)
+# the operators whose statements Sika can read (providers.statements.READERS)
 OPERATORS = ("flooz", "tmoney")
 
 

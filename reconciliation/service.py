@@ -1,7 +1,10 @@
-"""One reconciliation run: read the statement, classify it in SQL, settle the safe cases
-with their evidence, compare the floats, keep every break and open the exceptions.
+"""One reconciliation run: stream the statement into the database, classify it in SQL,
+settle the safe cases with their evidence, compare the floats, keep every break and open
+the exceptions.
 
-`reconcile_lines` is the whole run on already parsed lines, callable from a benchmark.
+`reconcile_statement` is the whole run on the statement's bytes, in the caller's
+transaction; `reconcile_lines` the same on rows already read. What Python holds grows
+with the breaks, never with the statement's lines.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +29,8 @@ from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Result, Transfer
 from payouts.dispatch import LineOutcome, record_outcomes
 from payouts.models import LineStatus
-from providers.base import Outcome, ProviderAdapter, StatementLine
-from providers.statements import PARSERS
+from providers.base import Outcome, ProviderAdapter
+from providers.statements import READERS, StatementRow
 from reconciliation import matching
 from reconciliation.matching import FeeGrid
 from reconciliation.models import Category, ExceptionStatus, Resolution
@@ -95,14 +99,18 @@ class RunSummary:
 # --- the statement ------------------------------------------------------------------------
 
 
-def parse_statement(provider: str, data: bytes) -> list[StatementLine]:
-    """The operator's statement parsed strictly; StatementError names line and field."""
-    parser = PARSERS.get(provider)
-    if parser is None:
+def statement_rows(provider: str, data: bytes) -> Iterator[StatementRow]:
+    """The operator's statement read strictly, a row at a time as it is consumed.
+
+    An unknown provider is refused at once; a malformed line raises `StatementError`
+    (naming line and field) only when reading reaches it.
+    """
+    reader = READERS.get(provider)
+    if reader is None:
         raise ValidationError(
-            f"no statement format known for provider {provider!r} (known: {', '.join(PARSERS)})"
+            f"no statement format known for provider {provider!r} (known: {', '.join(READERS)})"
         )
-    return parser(data)
+    return reader(data)
 
 
 def fetch_statement(settings: Settings, provider: str, day: dt.date) -> bytes:
@@ -160,11 +168,43 @@ def provider_float(adapter: ProviderAdapter | None) -> int | None:
 # --- the run ------------------------------------------------------------------------------
 
 
+def reconcile_statement(
+    session: Session,
+    provider: str,
+    day: dt.date,
+    data: bytes,
+    *,
+    source: str,
+    adapter: ProviderAdapter | None = None,
+    closing_float: int | None = None,
+    agent: Agent | None = None,
+    cutoff: dt.datetime | None = None,
+) -> RunSummary:
+    """Reconcile the statement file `data` in the caller's transaction and record the run.
+
+    The statement is read while it is staged: a malformed line raises `StatementError`
+    out of here, and the caller's transaction must roll back (a `session.begin()` block
+    does) so that a refused statement records nothing.
+    """
+    return reconcile_lines(
+        session,
+        provider,
+        day,
+        statement_rows(provider, data),
+        statement_sha256=statement_digest(data),
+        source=source,
+        adapter=adapter,
+        closing_float=closing_float,
+        agent=agent,
+        cutoff=cutoff,
+    )
+
+
 def reconcile_lines(
     session: Session,
     provider: str,
     day: dt.date,
-    lines: list[StatementLine],
+    lines: Iterable[StatementRow],
     *,
     statement_sha256: str,
     source: str,
@@ -173,7 +213,10 @@ def reconcile_lines(
     agent: Agent | None = None,
     cutoff: dt.datetime | None = None,
 ) -> RunSummary:
-    """Reconcile parsed statement lines in the caller's transaction and record the run.
+    """Reconcile `provider`'s statement lines in the caller's transaction, record the run.
+
+    `lines` is consumed once, as it is staged, so it may be a reader still validating
+    the file.
 
     `adapter` answers status queries about lines absent from the statement and the
     operator's float (`closing_float`, when given, is used instead of asking). Payouts
@@ -181,11 +224,6 @@ def reconcile_lines(
     since a payout sent in the last minutes may not be listed yet.
     """
     cutoff = cutoff or dt.datetime.now(dt.UTC) - matching.CUTOFF_MARGIN
-    wrong = next((ln for ln in lines if ln.provider != provider), None)
-    if wrong is not None:
-        raise ValidationError(
-            f"statement line {wrong.line} is a {wrong.provider} line, not {provider}"
-        )
     session.execute(
         text("SELECT pg_advisory_xact_lock(:a, hashtext(:k))"),
         {"a": RUN_LOCK, "k": f"{provider}|{day.isoformat()}"},
@@ -198,7 +236,7 @@ def reconcile_lines(
         ],
     )
     grid = fee_grid(session, provider, day)
-    matching.stage_lines(session, lines)
+    staged = matching.stage_lines(session, lines)
     matching.classify(session, provider, grid, cutoff - matching.AGED_PENDING_AFTER)
     counts, amounts = matching.category_totals(session)
 
@@ -235,7 +273,7 @@ def reconcile_lines(
             "d": day,
             "source": source,
             "sha": statement_sha256,
-            "n": len(lines),
+            "n": staged,
             "counts": _json(counts),
             "amounts": _json(amounts),
             "book": book,
@@ -273,7 +311,7 @@ def reconcile_lines(
         provider=provider,
         day=day.isoformat(),
         run_id=run_id,
-        lines=len(lines),
+        lines=staged,
         auto_resolved=auto_resolved,
         open_exceptions=open_count,
     )
@@ -291,6 +329,7 @@ def _settle_from_statement(
 ) -> int:
     """Post the in-flight lines the statement shows succeeded, void those it shows failed."""
     outcomes: list[LineOutcome] = []
+    resolved = 0
     for action, status in (("post", LineStatus.SUCCEEDED), ("void", LineStatus.FAILED)):
         for row in matching.auto_candidates(session, action):
             outcomes.append(
@@ -305,14 +344,11 @@ def _settle_from_statement(
                 "rule": f"statement shows {row['status']}, Sika had it {row['sika_status']}",
                 "action": "posted" if action == "post" else "voided",
             }
+            # a fee mismatch is settled too, but stays open for its fee
+            if row["category"] == Category.STATUS_MISMATCH:
+                resolved += 1
     record_outcomes(session, outcomes)
-    # a fee mismatch is settled too, but stays open for its fee
-    return sum(
-        1
-        for row in matching.auto_candidates(session, "post")
-        + matching.auto_candidates(session, "void")
-        if row["category"] == Category.STATUS_MISMATCH
-    )
+    return resolved
 
 
 def _move_reversals(session: Session, provider: str, evidence: dict[int, dict[str, Any]]) -> int:
@@ -351,19 +387,25 @@ def _move_reversals(session: Session, provider: str, evidence: dict[int, dict[st
 
 
 def _book_fees(session: Session, provider: str) -> None:
-    """Book each successful payout's fee, when it is the expected one, against the float."""
-    transfers = [
-        Transfer.single(
-            f"recon:fee:{provider}:{row['operator_reference']}",
-            fees_account(provider),
-            float_account(provider),
-            int(row["fee"]),
-        )
-        for row in matching.fees_to_book(session)
-    ]
-    for outcome in ledger.create_transfers(session, transfers):
-        if outcome.result not in _OK:
-            raise LedgerError(f"the ledger refused the fee {outcome.id}: {outcome.result.sentence}")
+    """Book each successful payout's fee, when it is the expected one, against the float.
+
+    A fee per line of a clean day: submitted a chunk at a time, not held all at once.
+    """
+    for rows in matching.fees_to_book(session):
+        transfers = [
+            Transfer.single(
+                f"recon:fee:{provider}:{row['operator_reference']}",
+                fees_account(provider),
+                float_account(provider),
+                int(row["fee"]),
+            )
+            for row in rows
+        ]
+        for outcome in ledger.create_transfers(session, transfers):
+            if outcome.result not in _OK:
+                raise LedgerError(
+                    f"the ledger refused the fee {outcome.id}: {outcome.result.sentence}"
+                )
 
 
 def _missing_at_provider(

@@ -211,3 +211,30 @@ def test_malformed_statement_is_refused_and_nothing_recorded(
         run_day(session_factory, Settings(), "tmoney", DAY, statement=statement, closing_float=0)
     with session_factory() as s:
         assert s.execute(text("SELECT count(*) FROM recon_runs")).scalar_one() == 0
+
+
+def test_statement_malformed_deep_in_the_file_rolls_the_whole_run_back(
+    session_factory: sessionmaker[Session], sika_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given a day already reconciled once: an unknown payout posted from the statement
+    _setup(session_factory, tmp_path, [("R1", "unknown", 9000)])
+    settings = Settings()
+    good = tmp_path / "good.csv"
+    good.write_bytes(_statement([_row("T1", "R1", "CREDIT", 9000, "SUCCES")]))
+    first = run_day(session_factory, settings, "tmoney", DAY, statement=good, closing_float=0)
+    with session_factory() as s:
+        transfers = s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one()
+        breaks = s.execute(text("SELECT count(*) FROM recon_breaks")).scalar_one()
+    # And a statement whose lines are read and staged for long before a bad one
+    rows = [_row(f"T{n}", f"RX{n}", "CREDIT", 9000, "SUCCES") for n in range(2, 50_002)]
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(_statement([*rows, "T0,R0,2026-11-23 10:00:00,CREDIT,,9000,0,MAYBE"]))
+    # When it is reconciled
+    with pytest.raises(ValidationError, match="line 50002, field 'statutRequete'"):
+        run_day(session_factory, settings, "tmoney", DAY, statement=bad, closing_float=0)
+    # Then nothing of the second run is left: the first run is still the day's run
+    with session_factory() as s:
+        runs = s.execute(text("SELECT id, superseded_at FROM recon_runs")).all()
+        assert [tuple(r) for r in runs] == [(first.run_id, None)]
+        assert s.execute(text("SELECT count(*) FROM recon_breaks")).scalar_one() == breaks
+        assert s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one() == transfers

@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from providers.base import Kind, StatementError, StatementStatus
-from providers.statements import parse_flooz_statement, parse_tmoney_statement
+from providers.statements import (
+    iter_flooz_statement,
+    iter_tmoney_statement,
+    parse_flooz_statement,
+    parse_tmoney_statement,
+)
 
 FLOOZ = (
     "Transaction ID;Transaction Initiated Time;FRMSISDN;TOMSISDN;FRNAME;TONAME;"
@@ -147,3 +152,60 @@ def test_tmoney_statement_round_trips(rows: list[tuple]) -> None:
         (a, b, at.replace(microsecond=0), f"228{n}", amount, fee)
         for a, b, at, _k, n, amount, fee, _s in rows
     ]
+
+
+def test_rows_stream_up_to_the_first_malformed_line() -> None:
+    # Given a statement whose third line is malformed
+    rows = iter_tmoney_statement(TMONEY.replace("EN_COURS", "MAYBE").encode())
+    # When it is read a row at a time, Then the good line comes before the refusal
+    assert next(rows).operator_reference == "T1"
+    with pytest.raises(StatementError) as caught:
+        next(rows)
+    assert (caught.value.line, caught.value.field) == (3, "statutRequete")
+
+
+def test_rows_carry_what_the_typed_lines_carry() -> None:
+    for rows, lines in (
+        (iter_flooz_statement(FLOOZ.encode()), parse_flooz_statement(FLOOZ.encode())),
+        (iter_tmoney_statement(TMONEY.encode()), parse_tmoney_statement(TMONEY.encode())),
+    ):
+        assert [r._asdict() for r in rows] == [x.model_dump(exclude={"provider"}) for x in lines]
+
+
+def test_bytes_that_are_not_utf8_are_refused_at_their_line() -> None:
+    text = TMONEY.encode().replace(b"T2,", b"T\xff,")
+    with pytest.raises(StatementError) as caught:
+        parse_tmoney_statement(text)
+    assert (caught.value.line, caught.value.field) == (3, "file")
+
+
+def test_an_amount_the_database_cannot_hold_is_refused() -> None:
+    with pytest.raises(StatementError) as caught:
+        parse_tmoney_statement(TMONEY.replace(",40000,", f",{10**19},").encode())
+    assert (caught.value.line, caught.value.field) == (2, "montant")
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.booleans(),
+)
+def test_dates_read_as_strptime_reads_them(at: datetime, padded: bool) -> None:
+    # Given a date as each operator writes it, zero-padded or not (strptime takes both)
+    at = at.replace(microsecond=0)
+    if padded:
+        tmoney, flooz = f"{at:%Y-%m-%d %H:%M:%S}", f"{at:%d/%m/%Y %H:%M:%S}"
+    else:
+        tmoney = f"{at.year:04d}-{at.month}-{at.day} {at.hour}:{at.minute}:{at.second}"
+        flooz = f"{at.day}/{at.month}/{at.year:04d} {at.hour}:{at.minute}:{at.second}"
+    # When read, Then it is that moment in UTC (Lomé time)
+    t_line = parse_tmoney_statement(TMONEY.replace("2026-11-23 09:08:46", tmoney).encode())[0]
+    f_line = parse_flooz_statement(FLOOZ.replace("23/11/2026 09:08:46", flooz).encode())[0]
+    assert t_line.at == f_line.at == at.replace(tzinfo=UTC)
+    assert t_line.at.tzinfo is f_line.at.tzinfo is UTC
+
+
+@pytest.mark.parametrize("value", ["2026-02-30 10:00:00", "2026-11-23 24:00:00", "2026-11-23"])
+def test_impossible_dates_are_refused(value: str) -> None:
+    with pytest.raises(StatementError) as caught:
+        parse_tmoney_statement(TMONEY.replace("2026-11-23 09:08:46", value).encode())
+    assert (caught.value.line, caught.value.field) == (2, "dateHeureTmoney")
