@@ -6,6 +6,7 @@ invariant check. Functions take a Session (the caller's transaction) or a sessio
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from core.db import is_retryable
 from core.errors import LedgerError, NotFoundError, ValidationError
 from core.logging import get_logger
 from ledger.types import (
+    MAX_CALLER_ID,
     Account,
     AccountKind,
     AccountSpec,
@@ -209,22 +211,67 @@ def reserve(
     code: int = 0,
 ) -> list[TransferOutcome]:
     """Reserve many pending transfers between two accounts (a payout batch against a
-    float) in one set-based step, without building a Transfer per line."""
-    _check_columns(ids, amounts)
+    float) in one set-based step, without building a Transfer per line.
+
+    The answers are `create_transfers`' for the same pending transfers. `ledger_reserve`
+    inserts the whole batch in one statement and hands anything unusual (an existing id,
+    a breached limit, a missing account) to `ledger_submit`, which judges item by item.
+    """
+    id_literal = _reserve_ids(ids)
+    amount_literal = _reserve_amounts(amounts)
     check_account_code(debit)
     check_account_code(credit)
-    n = len(ids)
-    return _outcomes(session, ids, {
-        "ids": _column(list(ids), None),
-        "debits": _column([debit] * n, None),
-        "credits": _column([credit] * n, None),
-        "amounts": _column(list(amounts), None),
-        "kinds": _column([TransferKind.PENDING.value] * n, None),
-        "pending_ids": None,
-        "timeouts": _column([timeout] * n, 0),
-        "codes": _column([code] * n, 0),
-        "linked": None,
-    })
+    if not ids:
+        return []
+    results = [Result.CREATED] * len(ids)
+    rows = session.execute(
+        _RESERVE,
+        {
+            "ids": id_literal,
+            "debit": debit,
+            "credit": credit,
+            "amounts": amount_literal,
+            "timeout": timeout,
+            "code": code,
+        },
+    )
+    for item, outcome in rows:
+        results[item - 1] = Result(outcome)
+    return [TransferOutcome(i, r) for i, r in zip(ids, results, strict=True)]
+
+
+_RESERVE = text(
+    "SELECT item, outcome FROM ledger_reserve(CAST(:ids AS text[]), CAST(:debit AS text),"
+    " CAST(:credit AS text), CAST(:amounts AS bigint[]), CAST(:timeout AS integer),"
+    " CAST(:code AS integer))"
+)
+# Valid caller ids joined by commas, which no id may contain: one match checks them all.
+_ID = rf"[A-Za-z0-9][A-Za-z0-9_.:/@-]{{0,{MAX_CALLER_ID - 1}}}"
+_JOINED_IDS = re.compile(rf"{_ID}(?:,{_ID})*")
+
+
+def _reserve_ids(ids: Sequence[str]) -> str:
+    """`_check_columns`' checks of the ids, and their array literal, at a million ids a
+    fraction of a second: one regular-expression match over the joined ids."""
+    joined = ",".join(ids) if all(type(i) is str for i in ids) else None
+    if joined is None or joined.count(",") != len(ids) - 1 or not _JOINED_IDS.fullmatch(joined):
+        for transfer_id in ids:
+            check_transfer_id(transfer_id)  # the first bad id, in a friendly sentence
+    if len(set(ids)) != len(ids):
+        raise ValidationError("a transfer id appears twice in one batch")
+    # valid ids hold no quote or backslash, and quoted they cannot read as NULL
+    return '{"' + '","'.join(ids) + '"}' if ids else "{}"
+
+
+def _reserve_amounts(amounts: Sequence[int]) -> str:
+    """`_check_columns`' check of the amounts, and their array literal."""
+    if not all(type(a) is int for a in amounts):
+        if any(isinstance(a, bool) or not isinstance(a, int) for a in amounts):
+            raise ValidationError("every amount must be a positive integer")
+        amounts = [int(a) for a in amounts]
+    if amounts and min(amounts) <= 0:
+        raise ValidationError("every amount must be a positive integer")
+    return "{" + ",".join(map(str, amounts)) + "}"
 
 
 def settle(
