@@ -14,6 +14,9 @@ from core.db import get_sessionmaker, unit_of_work
 from core.errors import ValidationError
 from core.models import Role
 from core.settings import load_settings
+from ledger.api import get_transfer
+from payouts.funds import top_up_sandbox
+from providers.msisdn import Operator
 
 app = typer.Typer(
     help="CIZO: pay-as-you-go solar kits and the chèque solaire.", no_args_is_help=True
@@ -284,9 +287,20 @@ def subsidy_fund(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Book the year's chèque solaire allocation (admin); repeating a reference replays."""
+    """Book the year's chèque solaire allocation (admin); repeating a reference replays.
+
+    In the sandbox the money is also placed in the operator's float there, as the Treasury
+    would place it at the real operator, so the two floats keep agreeing."""
+    settings = load_settings()
     with unit_of_work() as session:
         acting = agents.require_role(session, agent, Role.ADMIN)
+        replay = get_transfer(session, registry.subsidy_funding_id(year, reference)) is not None
+        if settings.sandbox_url and not replay:
+            try:
+                float_operator = Operator(operator).value
+            except ValueError:
+                raise ValidationError("--operator must be flooz or tmoney") from None
+            top_up_sandbox(settings.sandbox_url, float_operator, amount)
         result = registry.fund_subsidy(
             session, acting, year=year, amount=amount, operator=operator, reference=reference
         )

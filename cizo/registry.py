@@ -143,6 +143,11 @@ def set_programme(
     return row
 
 
+def subsidy_funding_id(year: int, reference: str) -> str:
+    """The ledger transfer recording one funding of a year's allocation."""
+    return f"cizo.fund.{year}.{reference}"
+
+
 def fund_subsidy(
     session: Session, agent: Agent, *, year: int, amount: int, operator: str, reference: str
 ) -> dict[str, Any]:
@@ -158,7 +163,7 @@ def fund_subsidy(
     ensure_float(session, operator)
     code = subsidy_account(year)
     ledger.create_accounts(session, [AccountSpec(code, AccountKind.LIABILITY, Limit.DEBITS)])
-    transfer_id = f"cizo.fund.{year}.{reference}"
+    transfer_id = subsidy_funding_id(year, reference)
     outcome = ledger.create_transfer(
         session, Transfer.single(transfer_id, float_account(operator), code, amount)
     )

@@ -124,7 +124,8 @@ WITH listed AS (
            coalesce(p.id, q.id, pa.id) AS payout_line_id,
            CASE WHEN p.id IS NOT NULL THEN p.status WHEN q.id IS NOT NULL THEN q.status
                 WHEN pa.id IS NOT NULL THEN a.status END AS sika_status,
-           coalesce(p.amount, q.amount, pa.amount) AS ledger_amount,
+           coalesce(p.amount, q.amount, pa.amount, cc.amount) AS ledger_amount,
+           cc.operator_reference IS NOT NULL AS collected,
            (p.id IS NULL AND q.id IS NULL AND pa.id IS NOT NULL) AS earlier_attempt
     FROM ranked r
     LEFT JOIN payout_lines p
@@ -135,6 +136,10 @@ WITH listed AS (
     LEFT JOIN payout_attempts a
            ON p.id IS NULL AND q.id IS NULL AND a.reference = r.sika_reference
     LEFT JOIN payout_lines pa ON pa.id = a.line_id AND pa.operator = :provider
+    -- collections a programme counted (the view gathers every programme's)
+    LEFT JOIN confirmed_collections cc
+           ON r.kind = 'collection' AND cc.provider = :provider
+          AND cc.operator_reference = r.operator_reference
 ), classified AS (
     SELECT j.*,
            CASE WHEN j.kind = 'payout' THEN :fee_fixed + j.amount * :fee_bps / 10000
@@ -143,9 +148,16 @@ WITH listed AS (
              WHEN j.occurrence > 1
                OR (j.paid_rank > 1 AND j.kind = 'payout' AND j.status = 'succeeded')
                THEN 'duplicate_at_provider'
-             -- collections are placed by the programme that asked for them (CIZO); until
-             -- a matcher for them exists, each one is money the ledger cannot place
-             WHEN j.kind = 'collection' OR j.payout_line_id IS NULL THEN 'missing_in_ledger'
+             -- a collection is in the ledger when a programme counted it; one the
+             -- operator failed and nobody counted is simply matched
+             WHEN j.kind = 'collection' THEN
+               CASE WHEN j.collected AND j.status = 'succeeded' AND j.amount = j.ledger_amount
+                      THEN 'matched'
+                    WHEN j.collected AND j.status = 'succeeded' THEN 'amount_mismatch'
+                    WHEN j.collected THEN 'status_mismatch'
+                    WHEN j.status = 'succeeded' THEN 'missing_in_ledger'
+                    ELSE 'matched' END
+             WHEN j.payout_line_id IS NULL THEN 'missing_in_ledger'
              WHEN j.amount <> j.ledger_amount THEN 'amount_mismatch'
              -- pending on both sides is not a break until it has lasted too long
              WHEN j.status = 'pending' THEN

@@ -241,6 +241,13 @@ def test_a_kit_from_registration_to_a_self_paid_instalment(
     assert report["about_to_lock"] == []
     assert "BX-0002" in sika("cizo", "report", env=env)
     assert run_sika("ledger", "verify", env=env).code == 0
+    # And the day's Flooz statement reconciles clean: the push and the self-paid instalment
+    # are both placed in the ledger, and the ledger's float equals the operator's
+    recon = sika("reconcile", "run", "--provider", "flooz", "--date", sandbox.today(),
+                 "--agent", "root", "--json", env=env)  # fmt: skip
+    assert recon["counts"]["matched"] >= 2
+    assert recon["counts"]["missing_in_ledger"] == 0
+    assert (recon["open_exceptions"], recon["float"]["difference"]) == (0, 0)
 
 
 def test_settling_a_company_through_maker_checker(env: dict[str, str], sandbox: Sandbox) -> None:
