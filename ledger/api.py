@@ -158,6 +158,27 @@ def create_transfers(
     ids = [t.id for t in transfers]
     if len(set(ids)) != len(ids):
         raise ValidationError("a transfer id appears twice in one batch")
+    first = transfers[0]
+    if first.kind in (TransferKind.SINGLE, TransferKind.PENDING) and all(
+        t.kind is first.kind
+        and t.debit == first.debit
+        and t.credit == first.credit
+        and t.pending_id is None
+        and not t.linked
+        and t.timeout == first.timeout
+        and t.code == first.code
+        for t in transfers
+    ):
+        # plain transfers between two accounts (a single transfer, above all): one INSERT
+        return _moved(session, ids, {
+            "ids": _column(ids, None),
+            "debit": first.debit,
+            "credit": first.credit,
+            "amounts": _column([t.amount for t in transfers], None),
+            "kind": first.kind.value,
+            "timeout": first.timeout,
+            "code": first.code,
+        })
     resolved = [t.pending_id for t in transfers if t.pending_id is not None]
     if len(set(resolved)) != len(resolved):
         raise ValidationError("a pending transfer is posted or voided twice in one batch")
@@ -312,6 +333,22 @@ def _check_columns(ids: Sequence[str], amounts: Sequence[int]) -> None:
         raise ValidationError("a transfer id appears twice in one batch")
     if any(isinstance(a, bool) or not isinstance(a, int) or a <= 0 for a in amounts):
         raise ValidationError("every amount must be a positive integer")
+
+
+_MOVE = text(
+    "SELECT item, outcome FROM ledger_move(CAST(:ids AS text[]), CAST(:debit AS text),"
+    " CAST(:credit AS text), CAST(:amounts AS bigint[]), CAST(:kind AS text),"
+    " CAST(:timeout AS integer), CAST(:code AS integer))"
+)
+
+
+def _moved(
+    session: Session | Connection, ids: Sequence[str], params: dict[str, Any]
+) -> list[TransferOutcome]:
+    results = [Result.CREATED] * len(ids)
+    for item, outcome in session.execute(_MOVE, params):
+        results[item - 1] = Result(outcome)
+    return [TransferOutcome(i, r) for i, r in zip(ids, results, strict=True)]
 
 
 def _outcomes(

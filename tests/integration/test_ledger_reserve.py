@@ -491,3 +491,58 @@ def test_the_statement_trigger_books_singles_and_pendings_as_before(raw, session
             " kind) VALUES ('over', %s, %s, 88, 'pending')",
             (ids["float"], ids["expense"]),
         )
+
+
+# --- plain transfers (single transfers above all) take the same one-statement path ------
+
+
+def _submit_before(conn: Connection, transfers: list[Transfer]) -> list[Any]:
+    """`create_transfers` as it was before ledger_move: every item sent to ledger_submit."""
+    return api._outcomes(
+        conn,
+        [t.id for t in transfers],
+        {
+            "ids": api._column([t.id for t in transfers], None),
+            "debits": api._column([t.debit for t in transfers], None),
+            "credits": api._column([t.credit for t in transfers], None),
+            "amounts": api._column([t.amount for t in transfers], None),
+            "kinds": api._column([t.kind.value for t in transfers], None),
+            "pending_ids": None,
+            "timeouts": api._column([t.timeout for t in transfers], 0),
+            "codes": api._column([t.code for t in transfers], 0),
+            "linked": None,
+        },
+    )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    funding=st.integers(0, 500),
+    existing=st.lists(st.integers(1, 60), max_size=3),
+    amounts=st.lists(st.integers(1, 120), min_size=1, max_size=6),
+    kind=st.sampled_from(["single", "pending"]),
+    credit=st.sampled_from(["expense", "budget"]),
+)
+def test_plain_transfers_match_ledger_submit_on_any_batch(
+    engine, accounts, funding, existing, amounts, kind, credit
+) -> None:
+    make = Transfer.single if kind == "single" else Transfer.pending
+    batch = [make(f"t:{i}", "float", credit, a) for i, a in enumerate(amounts)]
+    earlier = [make(f"t:{i}", "float", credit, a) for i, a in enumerate(existing)]
+    runs = []
+    with engine.connect() as conn, conn.begin():
+        _fund(funding)(conn)
+        # budget's credits may not exceed its debits: give it room for some of the batch
+        room = Transfer.single("room:budget", "budget", "treasury", 150)
+        assert api.create_transfers(conn, [room])[0].ok
+        for submit in (api.create_transfers, _submit_before):
+            savepoint = conn.begin_nested()
+            for transfer in earlier:
+                api.create_transfers(conn, [transfer])
+            outcomes = submit(conn, batch)
+            runs.append(([(o.id, o.result) for o in outcomes], *_state(conn)))
+            savepoint.rollback()
+        conn.rollback()
+    assert runs[0] == runs[1]
