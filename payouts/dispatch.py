@@ -90,8 +90,9 @@ class DispatchReport:
     already: bool
 
 
-def _short_message(batch: PayoutBatch, operator: str, result: Result, session: Session) -> str:
-    account = float_account(operator)
+def _short_message(
+    batch: PayoutBatch, operator: str, result: Result, session: Session, free: int
+) -> str:
     needed = session.execute(
         text(
             "SELECT coalesce(sum(amount), 0) FROM payout_lines "
@@ -102,8 +103,6 @@ def _short_message(batch: PayoutBatch, operator: str, result: Result, session: S
     # TigerBeetle's names: `exceeds_debits` is the credit side (the float) going past its
     # debits, `exceeds_credits` the debit side (the budget) going past its credits
     if result is Result.EXCEEDS_DEBITS:
-        available = ledger.balance(session, account)
-        free = available.debits_posted - available.credits_posted - available.credits_pending
         return (
             f"the {operator} float is short for batch {batch.id}: it needs {needed} FCFA and "
             f"{max(free, 0)} FCFA is free; add funds with `sika funds add --operator {operator}`"
@@ -143,6 +142,9 @@ def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchRe
             ),
             {"b": batch.id, "op": operator},
         ).all()
+        # what the float could give before this batch took its part, for a refusal's message
+        before = ledger.balance(session, float_account(operator))
+        free = before.debits_posted - before.credits_posted - before.credits_pending
         outcomes = ledger.reserve(
             session,
             [r.pending_id for r in rows],
@@ -154,7 +156,7 @@ def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchRe
             (o for o in outcomes if o.result not in (Result.CREATED, Result.EXISTS)), None
         )
         if refused is not None:
-            raise LedgerError(_short_message(batch, operator, refused.result, session))
+            raise LedgerError(_short_message(batch, operator, refused.result, session, free))
     queued = session.execute(
         text(
             "UPDATE payout_lines SET status = 'queued' "
