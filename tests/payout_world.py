@@ -53,17 +53,11 @@ def build_world(
     sika_ok(
         "agripme", "season", "create", "2026A", "--rules", str(rules), "--agent", "root", env=env
     )
+    # at most 12,000 FCFA a farmer: more than enough on either operator
+    funding = str(max(20_000_000, 12_000 * farmers))
     for operator in ("flooz", "tmoney"):
         sika_ok(
-            "funds",
-            "add",
-            "--operator",
-            operator,
-            "--amount",
-            "20000000",
-            "--agent",
-            "root",
-            env=env,
+            "funds", "add", "--operator", operator, "--amount", funding, "--agent", "root", env=env
         )
 
 
