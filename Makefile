@@ -29,7 +29,9 @@ $(BENCH_STAMP): $(STAMP)
 
 # every benchmark of bench/ at full size; results in bench/results/*.json
 bench: $(STAMP) $(BENCH_STAMP)
-	$(BIN)/python -m bench all
+	@# exit 3 means every benchmark ran and some target was missed (see README); an
+	@# error in a benchmark still fails the build
+	$(BIN)/python -m bench all || [ $$? -eq 3 ]
 
 chaos: $(STAMP)
 	SIKA_CHAOS_SIZE=$${SIKA_CHAOS_SIZE:-5000} $(BIN)/python -m pytest -m chaos -s -p no:xdist tests/chaos
