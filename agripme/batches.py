@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from agripme.models import PHONE, Region
-from agripme.registry import fold
+from agripme.registry import find_region
 from agripme.seasons import budget_account, get_season, remaining_budget, scope_of
 from core.crypto import PiiKeys
 from core.errors import ValidationError
@@ -18,8 +18,6 @@ from core.models import Agent
 from payouts.batches import LineSpec, create_batch
 from payouts.models import PayoutBatch
 from providers.msisdn import route
-
-_REGIONS = {fold(region.value): region for region in Region}
 
 # the SMS a farmer receives when paid; `{amount}` and `{reference}` are filled per line
 NOTICE = (
@@ -30,7 +28,7 @@ NOTICE = (
 
 def parse_region(name: str) -> Region:
     """A region by name, case and accents ignored."""
-    region = _REGIONS.get(fold(name))
+    region = find_region(name)
     if region is None:
         known = ", ".join(r.value for r in Region)
         raise ValidationError(f"--region: {name!r} is not a region of Togo ({known})")

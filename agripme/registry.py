@@ -97,7 +97,8 @@ _REGIONS = {fold(region.value): region for region in Region}
 
 
 @lru_cache(maxsize=1024)
-def _region(raw: str) -> Region | None:
+def find_region(raw: str) -> Region | None:
+    """The region a spelling names, case and accents ignored (None when none)."""
     # a registry spells its few regions the same way on most rows: fold each spelling once
     return _REGIONS.get(fold(raw))
 
@@ -225,7 +226,7 @@ def validate_row(values: dict[str, str]) -> FarmerRow | list[tuple[str, str]]:
         phone = normalise(values.get("phone", ""))
     except InvalidMsisdn as exc:
         errors.append(("phone", str(exc)))
-    region = _region(values.get("region", ""))
+    region = find_region(values.get("region", ""))
     if region is None:
         errors.append(
             (

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agripme.models import Region, Season
-from agripme.registry import fold
+from agripme.registry import find_region
 from core.errors import LedgerError, NotFoundError, ValidationError
 from core.models import Agent
 from ledger import api as ledger
@@ -30,7 +30,6 @@ from payouts.batches import committed_total
 
 ALLOCATIONS_ACCOUNT = "treasury:allocations"
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-_REGIONS = {fold(region.value): region for region in Region}
 
 
 class Band(BaseModel):
@@ -62,7 +61,7 @@ class SeasonRules(BaseModel):
             raise ValueError("must be a non-empty list of region names")
         regions = []
         for name in value:
-            region = _REGIONS.get(fold(str(name)))
+            region = find_region(str(name))
             if region is None:
                 known = ", ".join(r.value for r in Region)
                 raise ValueError(f"{name!r} is not a region of Togo ({known})")

@@ -7,6 +7,7 @@ import time. Each takes ids only and is safe to run twice (DESIGN §4).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import dramatiq
 
@@ -49,41 +50,25 @@ def declare(broker: dramatiq.Broker) -> None:
 
     # A configuration or validation error will not mend itself: no retry. Anything else
     # (database restarted, broker hiccup) is retried; every step below is idempotent.
-    @dramatiq.actor(
-        broker=broker,
-        actor_name=SEND,
-        queue_name=payout_queue(),
-        max_retries=20,
-        min_backoff=500,
-        max_backoff=30_000,
-        time_limit=_TIME_LIMIT_MS,
-        throws=(SikaError,),
-    )
+    common: dict[str, Any] = {
+        "broker": broker,
+        "queue_name": payout_queue(),
+        "time_limit": _TIME_LIMIT_MS,
+        "throws": (SikaError,),
+    }
+    work = {"max_retries": 20, "min_backoff": 500, "max_backoff": 30_000}
+
+    @dramatiq.actor(actor_name=SEND, **common, **work)
     def send(line_ids: list[int]) -> None:
         get_dispatcher().send(line_ids)
 
-    @dramatiq.actor(
-        broker=broker,
-        actor_name=CHECK,
-        queue_name=payout_queue(),
-        max_retries=20,
-        min_backoff=500,
-        max_backoff=30_000,
-        time_limit=_TIME_LIMIT_MS,
-        throws=(SikaError,),
-    )
+    @dramatiq.actor(actor_name=CHECK, **common, **work)
     def check(line_ids: list[int], round: int = 0) -> None:
         get_dispatcher().check(line_ids, round)
 
+    # an SMS is a courtesy: fewer, slower retries than the money
     @dramatiq.actor(
-        broker=broker,
-        actor_name=NOTIFY,
-        queue_name=payout_queue(),
-        max_retries=5,
-        min_backoff=1_000,
-        max_backoff=60_000,
-        time_limit=_TIME_LIMIT_MS,
-        throws=(SikaError,),
+        actor_name=NOTIFY, max_retries=5, min_backoff=1_000, max_backoff=60_000, **common
     )
     def notify(line_ids: list[int]) -> None:
         get_dispatcher().notify(line_ids)

@@ -93,21 +93,12 @@ def _wait(batch_id: int, timeout: float) -> bool:
         task = bar.add_task("dispatch", total=None, batch=batch_id, ok=0, failed=0, w=0)
 
         def show(progress: worker.Progress) -> None:
-            with factory() as session:
-                ok, failed = session.execute(
-                    text(
-                        "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
-                        " count(*) FILTER (WHERE status = 'failed')"
-                        " FROM payout_lines WHERE batch_id = :b"
-                    ),
-                    {"b": batch_id},
-                ).one()
             bar.update(
                 task,
                 total=progress.lines,
                 completed=progress.settled,
-                ok=ok,
-                failed=failed,
+                ok=progress.succeeded,
+                failed=progress.failed,
                 w=progress.waiting,
             )
 

@@ -91,15 +91,8 @@ class DispatchReport:
 
 
 def _short_message(
-    batch: PayoutBatch, operator: str, result: Result, session: Session, free: int
+    batch: PayoutBatch, operator: str, result: Result, needed: int, free: int
 ) -> str:
-    needed = session.execute(
-        text(
-            "SELECT coalesce(sum(amount), 0) FROM payout_lines "
-            "WHERE batch_id = :batch AND operator = :op AND status = 'created'"
-        ),
-        {"batch": batch.id, "op": operator},
-    ).scalar_one()
     # TigerBeetle's names: `exceeds_debits` is the credit side (the float) going past its
     # debits, `exceeds_credits` the debit side (the budget) going past its credits
     if result is Result.EXCEEDS_DEBITS:
@@ -114,6 +107,50 @@ def _short_message(
     return f"the ledger refused to reserve batch {batch.id} ({operator}): {result.value}"
 
 
+def enqueue_sends(session: Session, line_ids: Sequence[int], *, chunk: int) -> int:
+    """Queue the sending of these lines (all of one operator), `chunk` a message; how many."""
+    ids = sorted(line_ids)
+    for start in range(0, len(ids), chunk):
+        outbox.enqueue(
+            session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
+        )
+    return -(-len(ids) // chunk)
+
+
+def reserve_and_queue(
+    session: Session, batch: PayoutBatch, lines: Sequence[Any], *, chunk: int
+) -> int:
+    """Reserve queued lines (rows with id, operator, pending_id, amount) in the ledger, one
+    set-based step per operator float, and queue their sending; returns the messages.
+
+    A float or budget that is short raises `LedgerError`: the caller's transaction then
+    takes back everything, so nothing is reserved and nothing is queued.
+    """
+    operators = sorted({line.operator for line in lines})
+    ledger.create_accounts(session, [float_spec(op) for op in operators])
+    messages = 0
+    for operator in operators:
+        mine = sorted((line for line in lines if line.operator == operator), key=lambda r: r.id)
+        amounts = [int(line.amount) for line in mine]
+        # what the float could give before this batch took its part, for a refusal's message
+        before = ledger.balance(session, float_account(operator))
+        free = before.debits_posted - before.credits_posted - before.credits_pending
+        outcomes = ledger.reserve(
+            session,
+            [line.pending_id for line in mine],
+            batch.debit_account,
+            float_account(operator),
+            amounts,
+        )
+        refused = next(
+            (o for o in outcomes if o.result not in (Result.CREATED, Result.EXISTS)), None
+        )
+        if refused is not None:
+            raise LedgerError(_short_message(batch, operator, refused.result, sum(amounts), free))
+        messages += enqueue_sends(session, [line.id for line in mine], chunk=chunk)
+    return messages
+
+
 def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchReport:
     """Reserve every line of an approved batch and queue it, in the caller's transaction.
 
@@ -126,52 +163,14 @@ def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchRe
     if batch.status != BatchStatus.APPROVED:
         raise ValidationError(f"batch {batch_id} has not been approved")
     verify_manifest(session, batch)
-    operators = [
-        row[0]
-        for row in session.execute(
-            text("SELECT DISTINCT operator FROM payout_lines WHERE batch_id = :b ORDER BY 1"),
-            {"b": batch.id},
-        )
-    ]
-    ledger.create_accounts(session, [float_spec(op) for op in operators])
-    for operator in operators:
-        rows = session.execute(
-            text(
-                "SELECT pending_id, amount FROM payout_lines "
-                "WHERE batch_id = :b AND operator = :op AND status = 'created' ORDER BY seq"
-            ),
-            {"b": batch.id, "op": operator},
-        ).all()
-        # what the float could give before this batch took its part, for a refusal's message
-        before = ledger.balance(session, float_account(operator))
-        free = before.debits_posted - before.credits_posted - before.credits_pending
-        outcomes = ledger.reserve(
-            session,
-            [r.pending_id for r in rows],
-            batch.debit_account,
-            float_account(operator),
-            [int(r.amount) for r in rows],
-        )
-        refused = next(
-            (o for o in outcomes if o.result not in (Result.CREATED, Result.EXISTS)), None
-        )
-        if refused is not None:
-            raise LedgerError(_short_message(batch, operator, refused.result, session, free))
     queued = session.execute(
         text(
-            "UPDATE payout_lines SET status = 'queued' "
-            "WHERE batch_id = :b AND status = 'created' RETURNING id, operator, amount"
+            "UPDATE payout_lines SET status = 'queued' WHERE batch_id = :b AND status = 'created'"
+            " RETURNING id, operator, pending_id, amount"
         ),
         {"b": batch.id},
     ).all()
-    messages = 0
-    for operator in operators:
-        ids = sorted(r.id for r in queued if r.operator == operator)
-        for start in range(0, len(ids), chunk):
-            outbox.enqueue(
-                session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
-            )
-            messages += 1
+    messages = reserve_and_queue(session, batch, queued, chunk=chunk)
     batch.status = BatchStatus.DISPATCHED.value
     batch.dispatched_at = datetime.now(UTC)
     session.flush()
@@ -705,11 +704,7 @@ def sweep(session: Session, *, older_than: float, chunk: int) -> SweepReport:
         age,
     ).all()
     for operator in sorted({r.operator for r in stale_queued}):
-        ids = [r.id for r in stale_queued if r.operator == operator]
-        for start in range(0, len(ids), chunk):
-            outbox.enqueue(
-                session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
-            )
+        enqueue_sends(session, [r.id for r in stale_queued if r.operator == operator], chunk=chunk)
     for start in range(0, len(stale_open), chunk):
         part = stale_open[start : start + chunk]
         outbox.enqueue(

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core import outbox
-from core.errors import LedgerError, ValidationError
-from ledger import api as ledger
-from ledger.types import Result
+from core.errors import ValidationError
 from payouts.batches import get_batch
-from payouts.dispatch import SEND, float_account, float_spec, payout_queue
+from payouts.dispatch import reserve_and_queue
 from payouts.models import BatchStatus
 
 
@@ -86,30 +83,7 @@ def retry_batch(session: Session, batch_id: int, *, chunk: int) -> RetryReport:
         ),
         {"ids": list(archived)},
     ).all()
-    operators = sorted({r.operator for r in lines})
-    ledger.create_accounts(session, [float_spec(op) for op in operators])
-    for operator in operators:
-        mine = sorted((r for r in lines if r.operator == operator), key=lambda r: r.id)
-        outcomes = ledger.reserve(
-            session,
-            [r.pending_id for r in mine],
-            batch.debit_account,
-            float_account(operator),
-            [int(r.amount) for r in mine],
-        )
-        refused = next(
-            (o for o in outcomes if o.result not in (Result.CREATED, Result.EXISTS)), None
-        )
-        if refused is not None:
-            raise LedgerError(
-                f"the ledger refused to reserve the retry of batch {batch.id} ({operator}): "
-                f"{refused.result.value}"
-            )
-        ids = [r.id for r in mine]
-        for start in range(0, len(ids), chunk):
-            outbox.enqueue(
-                session, SEND, queue_name=payout_queue(), line_ids=ids[start : start + chunk]
-            )
+    reserve_and_queue(session, batch, lines, chunk=chunk)
     if lines:
         batch.status = BatchStatus.DISPATCHED.value
         batch.completed_at = None

@@ -110,6 +110,8 @@ class Progress:
     lines: int
     final: int
     waiting: int
+    succeeded: int = 0
+    failed: int = 0
 
     @property
     def settled(self) -> int:
@@ -129,12 +131,16 @@ def batch_progress(session: Session, batch_id: int) -> Progress:
             "SELECT count(*) AS lines,"
             " count(*) FILTER (WHERE status IN ('succeeded', 'failed')) AS final,"
             " count(*) FILTER (WHERE status IN ('pending', 'unknown')"
-            "   AND check_due_at IS NULL) AS waiting "
+            "   AND check_due_at IS NULL) AS waiting,"
+            " count(*) FILTER (WHERE status = 'succeeded') AS succeeded,"
+            " count(*) FILTER (WHERE status = 'failed') AS failed "
             "FROM payout_lines WHERE batch_id = :b"
         ),
         {"b": batch_id},
     ).one()
-    return Progress(int(row.lines), int(row.final), int(row.waiting))
+    return Progress(
+        int(row.lines), int(row.final), int(row.waiting), int(row.succeeded), int(row.failed)
+    )
 
 
 def wait_for_batch(

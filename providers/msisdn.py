@@ -113,12 +113,10 @@ def normalise(text: str) -> str:
         digits = re.sub(r"\D", "", raw)
     if raw.startswith("+") or digits.startswith("00228"):
         digits = digits.removeprefix("00")
-    elif len(digits) == 11 and digits.startswith("228"):
-        pass
-    elif len(digits) != 8:
-        raise InvalidMsisdn(f"{raw!r} has {len(digits)} digits: a Togolese number has 8 after +228")
-    else:
+    elif len(digits) == 8:
         digits = "228" + digits
+    elif not (len(digits) == 11 and digits.startswith("228")):
+        raise InvalidMsisdn(f"{raw!r} has {len(digits)} digits: a Togolese number has 8 after +228")
     # fast path for the usual case; anything it does not accept is judged (and its error
     # worded) by the full libphonenumber path below
     if len(digits) == 11 and digits.isascii() and digits.startswith("228") and digits[3] != "0":

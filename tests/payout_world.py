@@ -8,13 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 from agripme.sample import write_sample_registry
 from core.crypto import load_keys
 from core.settings import load_settings
 from payouts.models import LINE_MSISDN
-from tests.conftest import run_sika
+from tests.conftest import _libpq, run_sika
 from tests.fixtures.sandbox import Sandbox
 
 RULES = """
@@ -59,10 +58,6 @@ def build_world(
         sika_ok(
             "funds", "add", "--operator", operator, "--amount", funding, "--agent", "root", env=env
         )
-
-
-def _libpq(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def lines(database_url: str) -> list[dict]:

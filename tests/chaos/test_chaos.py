@@ -22,9 +22,9 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import SIKA, run_sika
+from tests.conftest import SIKA, _libpq, run_sika
 from tests.fixtures.sandbox import Sandbox, free_port
-from tests.payout_world import _libpq, assert_paid_once, build_world, lines, sika_ok
+from tests.payout_world import assert_paid_once, build_world, lines, sika_ok
 
 SIZE = int(os.environ.get("SIKA_CHAOS_SIZE", "300"))
 
