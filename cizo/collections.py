@@ -233,7 +233,7 @@ def confirm_collection(
         return outcomes
     adapter = _adapter(collection.provider, settings)
     try:
-        status = adapter.payout_status(reference)
+        status = adapter.collection_status(reference)
     finally:
         adapter.close()
     notices: list[payments.Notice] = []

@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     flooz_username: str | None = None
     flooz_password: SecretStr | None = None
     flooz_key: SecretStr | None = None
+    flooz_msisdn: str | None = Field(
+        default=None,
+        pattern=r"^228\d{8}$",
+        description="The Flooz merchant wallet's number (228XXXXXXXX), sent with getBalance.",
+    )
+    flooz_dialect: Literal["clients", "model"] = Field(
+        default="clients", description="Which variant of the TLC wire Sika writes."
+    )
+    tmoney_dialect: Literal["clients", "model"] = Field(
+        default="clients", description="Which variant of the T-Money wire Sika writes."
+    )
     tmoney_url: str | None = None
     tmoney_username: str | None = None
     tmoney_password: SecretStr | None = None

@@ -330,6 +330,7 @@ class _Line:
     status: str
     sends: int
     description: str
+    operator_reference: str | None = None
 
 
 class Dispatcher:
@@ -402,6 +403,7 @@ class Dispatcher:
             status=row.status,
             sends=row.sends,
             description=row.description,
+            operator_reference=getattr(row, "operator_reference", None),
         )
 
     def _load(self, session: Session, line_ids: Sequence[int], query: str) -> list[_Line]:
@@ -556,7 +558,7 @@ class Dispatcher:
 
     def _check_one(self, line: _Line) -> TransactionResult:
         adapter = self.adapter(line.operator)
-        result = adapter.payout_status(line.reference)
+        result = adapter.payout_status(line.reference, line.operator_reference)
         log.info(
             "payout.status",
             batch_id=line.batch_id,

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     INVALID_REQUEST = "invalid_request"
     CREDENTIALS_REJECTED = "credentials_rejected"
     CANCELLED = "cancelled"
+    WRONG_PIN = "wrong_pin"
     TRANSACTION_ERROR = "transaction_error"
     OPERATOR_REJECTED = "operator_rejected"
     NOT_FOUND = "not_found"
@@ -266,8 +267,18 @@ class ProviderAdapter(Protocol):
         """Credit a wallet from the merchant float (B2C)."""
         ...
 
-    def payout_status(self, reference: str) -> TransactionResult:
-        """The operator's current view of the transaction sent under Sika's `reference`."""
+    def payout_status(
+        self, reference: str, operator_reference: str | None = None
+    ) -> TransactionResult:
+        """The operator's current view of the transaction sent under Sika's `reference`.
+
+        `operator_reference`, when Sika recorded one, lets an adapter ask again by the
+        operator's own id if the query by Sika's reference finds nothing.
+        """
+        ...
+
+    def collection_status(self, reference: str) -> TransactionResult:
+        """The operator's current view of the USSD push Sika requested under `reference`."""
         ...
 
     def transaction_status(self, operator_reference: str) -> TransactionResult:

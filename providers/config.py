@@ -15,6 +15,8 @@ from core.settings import Settings
 TLC_DEFAULT_KEY = "tlc12345tlc12345tlc12345tlc12345"
 SANDBOX_USERNAME = "sika"
 SANDBOX_PASSWORD = "sika"  # noqa: S105 - the sandbox's documented default, not a secret
+# The sandbox's Flooz merchant wallet, which getBalance names.
+SANDBOX_FLOOZ_MSISDN = "22899000000"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Credentials:
     username: str
     password: str
     key: str = ""
+    msisdn: str = ""
 
     def __repr__(self) -> str:
         return f"Credentials(base_url={self.base_url!r}, username={self.username!r}, ...)"
@@ -51,11 +54,13 @@ def flooz_credentials(settings: Settings) -> Credentials:
     key = settings.flooz_key.get_secret_value() if settings.flooz_key else TLC_DEFAULT_KEY
     if len(key.encode()) != 32:
         raise ConfigError("SIKA_FLOOZ_KEY must be exactly 32 bytes (an AES-256 key).")
+    msisdn = settings.flooz_msisdn or (SANDBOX_FLOOZ_MSISDN if sandbox else "")
     return Credentials(
         _need(base, "SIKA_FLOOZ_URL", "the Flooz merchant API address"),
         _need(username, "SIKA_FLOOZ_USERNAME", "the Flooz merchant username"),
         _need(password, "SIKA_FLOOZ_PASSWORD", "the Flooz merchant password"),
         key,
+        msisdn,
     )
 
 

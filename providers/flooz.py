@@ -1,7 +1,9 @@
 """Flooz (Moov Africa Togo) through the TLC merchant API: SOAP 1.1 over HTTP.
 
 Owns the token builder, the envelopes, the safe parsing of answers (defusedxml) and
-`FLOOZ_CODES`, the one table turning every TLC status code into Sika's outcome.
+`FLOOZ_CODES`, the one table turning every TLC status code into Sika's outcome. Answers
+are read tolerantly (every wrapper and field name public client code shows); requests
+are written exactly, in the dialect the settings choose (docs/operators.md).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -42,6 +45,7 @@ from providers.base import (
     unknown,
 )
 from providers.config import flooz_credentials
+from providers.dialects import Dialect
 from providers.http import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -50,7 +54,7 @@ from providers.http import (
     build_client,
     exchange,
 )
-from providers.msisdn import mask
+from providers.msisdn import mask, mask_text
 
 NAMESPACE = "http://api.merchant.tlc.com/"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -152,7 +156,13 @@ def _local(tag: str) -> str:
 
 
 def parse_answer(body: bytes, operation: str) -> dict[str, str]:
-    """The `<return>` fields of `{operation}Response`, or `FloozAnswerError` saying why not."""
+    """The fields of `{operation}Response`, or `FloozAnswerError` saying why not.
+
+    TLC wraps the fields in `<return>` for most operations, `<response>` for
+    getTransactionStatus and `<result>` for PushWithPending: the first child element is
+    the wrapper whatever its name. An answer with the fields directly under the
+    `…Response` element is read too.
+    """
     try:
         root: Element = fromstring(body, forbid_dtd=True, forbid_entities=True)
     except (DefusedXmlException, ParseError, ValueError) as exc:
@@ -167,10 +177,29 @@ def parse_answer(body: bytes, operation: str) -> dict[str, str]:
         raise FloozAnswerError(f"SOAP fault {code}: {text}", fault=True)
     if _local(first.tag) != f"{operation}Response":
         raise FloozAnswerError(f"expected {operation}Response, got {_local(first.tag)}")
-    returned = next((el for el in first if _local(el.tag) == "return"), None)
-    if returned is None:
-        raise FloozAnswerError(f"{operation}Response has no <return>")
-    return {_local(el.tag): (el.text or "").strip() for el in returned}
+    children = list(first)
+    if not children:
+        raise FloozAnswerError(f"{operation}Response is empty")
+    wrapper = children[0] if len(children[0]) else first
+    return {_local(el.tag): (el.text or "").strip() for el in wrapper if not len(el)}
+
+
+def message_of(fields: Mapping[str, str]) -> str:
+    """The operator's words about an answer: `message`, or `description` where TLC uses it."""
+    return fields.get("message") or fields.get("description") or ""
+
+
+def operator_reference_of(fields: Mapping[str, str], ours: str) -> str | None:
+    """Flooz's own id in an answer: the first of its id fields that is not Sika's reference.
+
+    Which of `transactionid` and `referenceid` carries the merchant's id differs between
+    TLC deployments, so neither is trusted to be ours or theirs by name.
+    """
+    for name in ("transactionid", "transid", "referenceid"):
+        value = fields.get(name)
+        if value and value != ours:
+            return value
+    return None
 
 
 def _int_field(fields: Mapping[str, str], name: str) -> int | None:
@@ -207,8 +236,12 @@ class FloozAdapter:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         max_answer_bytes: int = 256 * 1024,
+        dialect: Dialect = Dialect.CLIENTS,
+        merchant_msisdn: str | None = None,
     ) -> None:
         self._token = build_token(username, password, key)
+        self.dialect = Dialect(dialect)
+        self._merchant_msisdn = merchant_msisdn
         self._client = build_client(
             base_url,
             connect_timeout=connect_timeout,
@@ -221,6 +254,8 @@ class FloozAdapter:
     def from_settings(cls, settings: Settings, **options: Any) -> FloozAdapter:
         """Built from `SIKA_FLOOZ_*` (or `SIKA_SANDBOX_URL`); options go to the constructor."""
         creds = flooz_credentials(settings)
+        options.setdefault("dialect", Dialect(settings.flooz_dialect))
+        options.setdefault("merchant_msisdn", creds.msisdn or None)
         return cls(creds.base_url, creds.username, creds.password, creds.key, **options)
 
     def close(self) -> None:
@@ -272,10 +307,10 @@ class FloozAdapter:
         try:
             values = self._fields(answer, "transferFlooz")
             code = values.get("status")
-            if code == "4" and DUPLICATE_MESSAGE in values.get("message", "").lower():
+            if code == "4" and DUPLICATE_MESSAGE in message_of(values).lower():
                 # The reference reached the operator before with another payload; only a
                 # status query can say what happened to it.
-                bound.warning("flooz.payout.duplicate_reference", message=values.get("message"))
+                bound.warning("flooz.payout.duplicate_reference", message=message_of(values))
                 status = self.payout_status(request.reference)
                 if status.found and status.outcome is not Outcome.UNKNOWN:
                     return _same_payout(status, request)
@@ -287,29 +322,52 @@ class FloozAdapter:
                     bound,
                     "referenceid already used; status query inconclusive",
                 )
-            echoed = values.get("referenceid")
-            if echoed and echoed != request.reference:
-                raise FloozAnswerError(f"answer is about reference {echoed!r}, not ours")
+            # Both ids are logged: which one TLC calls ours varies (see operator_reference_of).
+            bound.info(
+                "flooz.payout.ids",
+                transactionid=values.get("transactionid"),
+                referenceid=values.get("referenceid"),
+            )
             return self._result(request.reference, rule_for(code), code, values, bound)
         except FloozAnswerError as exc:
             return self._malformed(request.reference, exc, bound)
 
-    def payout_status(self, reference: str) -> TransactionResult:
-        """getTransactionStatus by our referenceid; `found=False` when the operator has none."""
+    def payout_status(
+        self, reference: str, operator_reference: str | None = None
+    ) -> TransactionResult:
+        """getTransactionStatus by our reference; `found=False` when the operator has none.
+
+        In the `clients` dialect our reference travels in `<transid>`, as every public
+        client sends it; if that finds nothing and Flooz's own id is known, the query is
+        repeated with it. The `model` dialect asks by `<referenceid>`.
+        """
+        result = self._status_query(reference, reference)
+        if (
+            self.dialect is Dialect.CLIENTS
+            and not result.found
+            and operator_reference
+            and operator_reference != reference
+        ):
+            result = self._status_query(reference, operator_reference)
+        return result
+
+    def collection_status(self, reference: str) -> TransactionResult:
+        """getTransactionStatus of a USSD push, asked by the reference sent in externaldata1."""
+        return self._status_query(reference, reference)
+
+    def _status_query(self, reference: str, asked: str) -> TransactionResult:
         bound = log.bind(provider=self.name, reference=reference)
+        field = "referenceid" if self.dialect is Dialect.MODEL and asked == reference else "transid"
         try:
-            answer = self._call("getTransactionStatus", [("referenceid", reference)])
+            answer = self._call("getTransactionStatus", [(field, asked)])
         except ExchangeFailed as exc:
             return self._transport_result(reference, exc, bound, may_execute=False)
         try:
             values = self._fields(answer, "getTransactionStatus")
             code = values.get("status")
-            echoed = values.get("referenceid")
-            if echoed and echoed != reference:
-                raise FloozAnswerError(f"status is about reference {echoed!r}, not ours")
             if code in QUERY_LEVEL_CODES:
                 rule = unknown(Reason.OPERATOR_ERROR)
-                detail = f"status query refused: {code} {values.get('message', '')}"
+                detail = f"status query refused: {code} {message_of(values)}"
                 return self._result(reference, rule, code, values, bound, detail)
             return self._result(reference, rule_for(code), code, values, bound)
         except FloozAnswerError as exc:
@@ -331,12 +389,23 @@ class FloozAdapter:
             values = self._fields(answer, "getTransactionStatus")
             code = values.get("status")
             echoed = values.get("transid")
-            if echoed and echoed != operator_reference:
+            ids = {values.get(name) for name in ("transid", "transactionid", "referenceid")}
+            if echoed and operator_reference not in ids:
+                # This query confirms money Sika did not send: an answer about another
+                # transaction must not be taken for the one asked about.
                 raise FloozAnswerError(f"status is about transid {echoed!r}, not ours")
-            reference = values.get("referenceid", "")
+            # The merchant reference Flooz recorded is whichever id is not its own.
+            reference = next(
+                (
+                    values[name]
+                    for name in ("referenceid", "transactionid", "transid")
+                    if values.get(name) and values[name] != operator_reference
+                ),
+                "",
+            )
             if code in QUERY_LEVEL_CODES:
                 rule = unknown(Reason.OPERATOR_ERROR)
-                detail = f"status query refused: {code} {values.get('message', '')}"
+                detail = f"status query refused: {code} {message_of(values)}"
                 result = self._result(reference, rule, code, values, bound, detail)
             else:
                 result = self._result(reference, rule_for(code), code, values, bound)
@@ -382,8 +451,20 @@ class FloozAdapter:
     def balance(self) -> BalanceResult:
         """getBalance: the merchant wallet's balance in francs."""
         bound = log.bind(provider=self.name)
+        fields: list[tuple[str, str]] = []
+        if self.dialect is Dialect.CLIENTS:
+            # Public clients always name the merchant wallet whose balance they want.
+            if not self._merchant_msisdn:
+                return BalanceResult(
+                    provider=self.name,
+                    outcome=Outcome.FAILED,
+                    reason=Reason.INVALID_REQUEST,
+                    detail="SIKA_FLOOZ_MSISDN is not set: getBalance needs the merchant "
+                    "wallet's number",
+                )
+            fields = [("msisdn", self._merchant_msisdn)]
         try:
-            values = self._fields(self._call("getBalance", []), "getBalance")
+            values = self._fields(self._call("getBalance", fields), "getBalance")
             code = values.get("status")
             if code != "0":
                 rule = rule_for(code)
@@ -392,7 +473,7 @@ class FloozAdapter:
                     provider=self.name,
                     outcome=Outcome.FAILED if rule.outcome is Outcome.FAILED else Outcome.UNKNOWN,
                     reason=rule.reason,
-                    detail=f"status {code}: {values.get('message', '')}",
+                    detail=f"status {code}: {message_of(values)}",
                 )
             amount = _int_field(values, "balance")
             if amount is None:
@@ -453,7 +534,7 @@ class FloozAdapter:
                 msisdn=msisdn,
                 outcome=rule.outcome if rule.outcome is not Outcome.SUCCEEDED else Outcome.UNKNOWN,
                 reason=rule.reason,
-                detail=f"status {code}: {values.get('message', '')}",
+                detail=f"status {code}: {message_of(values)}",
             )
         first = " ".join(p for p in (values.get("firstname"), values.get("secondname")) if p)
         return KycResult(
@@ -463,14 +544,14 @@ class FloozAdapter:
             status=status,
             first_name=first or None,
             last_name=values.get("lastname") or None,
-            detail=values.get("message", ""),
+            detail=message_of(values),
         )
 
     # -- parsing without credentials ----------------------------------------------
 
     @staticmethod
     def parse_callback(headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        """Flooz's unsigned JSON callback → a hint to confirm by `payout_status`."""
+        """Flooz's unsigned callback, JSON or form-encoded → a hint to confirm by status."""
         return parse_flooz_callback(body)
 
     @staticmethod
@@ -492,10 +573,16 @@ class FloozAdapter:
         amount = _int_field(values, "amount")
         destination = values.get("destination") or None
         if detail is None:
-            detail = values.get("message", "")[:500]
+            detail = message_of(values)[:500]
         if rule.outcome is Outcome.UNKNOWN:
             # An unknown must always say why, for whoever resolves it later.
             detail = f"{rule.reason}: status {code!r} {detail}".strip()
+        if rule.reason is Reason.UNMAPPED_CODE:
+            bound.warning(
+                "flooz.answer.unmapped_code",
+                code=code,
+                body=mask_text(json.dumps(dict(values), ensure_ascii=False))[:2000],
+            )
         result = TransactionResult(
             provider=self.name,
             reference=reference,
@@ -504,7 +591,7 @@ class FloozAdapter:
             retryable=rule.retryable,
             detail=detail,
             operator_code=code,
-            operator_reference=values.get("transactionid") or values.get("transid") or None,
+            operator_reference=operator_reference_of(values, reference),
             amount=amount,
             msisdn=destination,
             found=rule.reason is not Reason.NOT_FOUND,
@@ -566,14 +653,30 @@ def _same_payout(status: TransactionResult, request: PayoutRequest) -> Transacti
     return status
 
 
-def parse_flooz_callback(body: bytes) -> CallbackEvent:
-    """`{"amount","refid","mrchrefid","msisdn","status","message"}` → `CallbackEvent`."""
+def _callback_fields(body: bytes) -> dict[str, Any]:
+    """A callback body as a mapping: a JSON object, or form-encoded fields."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CallbackError(f"Flooz callback is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CallbackError("Flooz callback is not a JSON object")
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise CallbackError(f"Flooz callback is not UTF-8: {exc}") from exc
+    if text.startswith("{") or text.startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CallbackError(f"Flooz callback is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise CallbackError("Flooz callback is not a JSON object")
+        return data
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=50)
+    except ValueError as exc:
+        raise CallbackError(f"Flooz callback is neither JSON nor form-encoded: {exc}") from exc
+    return dict(pairs)
+
+
+def parse_flooz_callback(body: bytes) -> CallbackEvent:
+    """`amount, refid, mrchrefid, msisdn, status, message`, as JSON or a form → `CallbackEvent`."""
+    data = _callback_fields(body)
     reference = data.get("mrchrefid")
     if not isinstance(reference, str) or not reference:
         raise CallbackError("Flooz callback has no mrchrefid (Sika's reference)")
@@ -602,5 +705,5 @@ def parse_flooz_callback(body: bytes) -> CallbackEvent:
         amount=amount,
         msisdn=str(msisdn) if msisdn else None,
         kind=kind,
-        detail=str(data.get("message", ""))[:200],
+        detail=str(data.get("message") or data.get("description") or "")[:200],
     )

@@ -158,3 +158,11 @@ def route(msisdn: str, override: Operator | str | None = None) -> Operator:
 def mask(msisdn: str) -> str:
     """`22890123412` → `22890****12`, for logs and screens."""
     return f"{msisdn[:5]}****{msisdn[-2:]}" if len(msisdn) == 11 else "****"
+
+
+_NUMBER_IN_TEXT = re.compile(r"(?<!\d)(\+?228)?(\d{2})\d{4}(\d{2})(?!\d)")
+
+
+def mask_text(text: str) -> str:
+    """Every Togolese number in free text (an operator's raw answer) masked as `mask` does."""
+    return _NUMBER_IN_TEXT.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}****{m.group(3)}", text)

@@ -1,8 +1,10 @@
 """T-Money (Togocom) through its m-banking gateway: JSON over HTTP with a bearer token.
 
-Owns the sign-in (token cached, one new sign-in on 403), credits, status queries, USSD
-push debits, balance and client look-up, and the tables turning T-Money's codes, statuses
-and failure descriptions into Sika's outcomes.
+Owns the sign-in (token cached; one new sign-in when the gateway refuses the token with
+401, 403 or a WSO2 `fault` body), credits, status queries, USSD push debits, balance and
+client look-up, and the tables turning T-Money's codes, statuses and failure descriptions
+into Sika's outcomes. Answers are read in every shape public client code shows; requests
+are written in the dialect the settings choose (docs/operators.md).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from providers.base import (
     unknown,
 )
 from providers.config import tmoney_credentials
+from providers.dialects import Dialect
 from providers.http import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -46,16 +49,21 @@ from providers.http import (
     build_client,
     exchange,
 )
-from providers.msisdn import mask
+from providers.msisdn import mask, mask_text
 
 LOGIN = "/login"
 CREDIT = "/m-banking/v1/api/tpcredit"
 CHECK = "/m-banking/v1/api/tpcredit/check-transaction-id"
 DEBIT = "/push-api/v1/debit"
+DEBIT_CHECK = "/push-api/v1/transactionid"
 BALANCE = "/m-banking/v1/api/solde"
 CLIENT = "/m-banking/v1/api/client/{numero}"
 
 SUCCESS_CODE = "2002"
+# Success as some clients' tables spell it, on a record that carries no statutRequete.
+SUCCESS_CODES = frozenset({SUCCESS_CODE, "200"})
+SIGNED_IN = "2000"
+SIGN_IN_REFUSED = "4001"
 
 # The `code` of a tpcredit / push answer. 2000 only means "accepted, in process": the
 # outcome comes later by callback and status query. 4001 (duplicate idRequete) is resolved
@@ -63,10 +71,14 @@ SUCCESS_CODE = "2002"
 # failed; an HTTP 5xx status is a different thing (unknown, handled before this table).
 TMONEY_CODES: dict[str, Rule] = {
     "2000": PENDING,
-    "2001": PENDING,  # in progress
+    # "Callback executed" in client tables: the outcome is whatever the record says.
+    "2001": PENDING,
     "2002": SUCCEEDED,
+    "200": SUCCEEDED,
     "4001": unknown(Reason.DUPLICATE_REFERENCE),
     "500": failed(Reason.TRANSACTION_ERROR, retryable=True),
+    # The payer mistyped the PIN of a push debit; asking again may succeed.
+    "501": failed(Reason.WRONG_PIN, retryable=True),
     "403": failed(Reason.CREDENTIALS_REJECTED, retryable=True),
 }
 
@@ -109,11 +121,42 @@ class TMoneyAnswerError(Exception):
         self.detail = detail
 
 
-class _SignInFailed(Exception):
+class SignInRefused(Exception):
+    """The gateway gave no token: unreachable, refused credentials or an unusable answer."""
+
     def __init__(self, detail: str, rule: Rule) -> None:
         super().__init__(detail)
         self.detail = detail
         self.rule = rule
+        self.reason: Reason = rule.reason or Reason.OPERATOR_ERROR
+
+
+def _refused_token(answer: Answer) -> bool:
+    """True when the gateway refused the bearer token itself, before any execution.
+
+    T-Money's own gateway answers 403; behind WSO2 API Manager an expired or unknown token
+    is a 401, or a body `{"fault": {"code": 900901, ...}}`.
+    """
+    if answer.status in (401, 403):
+        return True
+    if b'"fault"' not in answer.body[:200]:
+        return False
+    try:
+        payload = json.loads(answer.body)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(payload, dict) and isinstance(payload.get("fault"), dict)
+
+
+def sign_in_code(payload: Mapping[str, Any]) -> str | None:
+    """The sign-in answer's code: at the top level, or under `statut` as some clients read it."""
+    code = payload.get("code")
+    statut = payload.get("statut")
+    if code is None and isinstance(statut, dict):
+        code = statut.get("code")
+    if isinstance(code, bool) or not isinstance(code, (str, int)):
+        return None
+    return str(code)
 
 
 def _json(answer: Answer) -> dict[str, Any]:
@@ -147,14 +190,22 @@ def _int(payload: Mapping[str, Any], name: str) -> int | None:
 
 
 def transaction_rule(tx: Mapping[str, Any]) -> Rule:
-    """One transaction record → Sika's outcome (status, then failure description)."""
+    """One transaction record → Sika's outcome (status, then failure description).
+
+    A record without `statutRequete` is read from its `code` alone, as some clients do.
+    """
     statut = _text(tx, "statutRequete")
     if statut is None:
-        raise TMoneyAnswerError("transaction has no statutRequete")
+        code = _text(tx, "code")
+        if code is None:
+            raise TMoneyAnswerError("transaction has neither statutRequete nor code")
+        if code in SUCCESS_CODES:
+            return SUCCEEDED
+        return TMONEY_CODES.get(code, unknown(Reason.UNMAPPED_CODE))
     rule = TMONEY_STATUSES.get(statut.upper())
     if rule is None:
         return unknown(Reason.UNMAPPED_CODE)
-    if rule.outcome is Outcome.SUCCEEDED and _text(tx, "code") != SUCCESS_CODE:
+    if rule.outcome is Outcome.SUCCEEDED and _text(tx, "code") not in SUCCESS_CODES:
         # SUCCES without 2002 contradicts the gateway's own rule: not proof of payment.
         return unknown(Reason.MALFORMED_ANSWER)
     if rule.outcome is Outcome.FAILED:
@@ -177,7 +228,9 @@ class TMoneyAdapter:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         max_answer_bytes: int = 256 * 1024,
+        dialect: Dialect = Dialect.CLIENTS,
     ) -> None:
+        self.dialect = Dialect(dialect)
         self._username = username
         self._password = password
         self._client = build_client(
@@ -195,6 +248,7 @@ class TMoneyAdapter:
     def from_settings(cls, settings: Settings, **options: Any) -> TMoneyAdapter:
         """Built from `SIKA_TMONEY_*` (or `SIKA_SANDBOX_URL`); options go to the constructor."""
         creds = tmoney_credentials(settings)
+        options.setdefault("dialect", Dialect(settings.tmoney_dialect))
         return cls(creds.base_url, creds.username, creds.password, **options)
 
     def close(self) -> None:
@@ -202,6 +256,10 @@ class TMoneyAdapter:
         self._client.close()
 
     # -- sign-in and one authenticated call -----------------------------------------
+
+    def sign_in(self) -> None:
+        """Sign in now, replacing any cached token; `SignInRefused` saying why it failed."""
+        self._sign_in(self._token)
 
     def _sign_in(self, stale: str | None) -> str:
         with self._lock:
@@ -216,7 +274,7 @@ class TMoneyAdapter:
                     json={"nomUtilisateur": self._username, "motDePasse": self._password},
                 )
             except ExchangeFailed as exc:
-                raise _SignInFailed(
+                raise SignInRefused(
                     f"sign-in: {exc.detail}", failed(Reason.UNREACHABLE, retryable=True)
                 ) from exc
             try:
@@ -224,24 +282,28 @@ class TMoneyAdapter:
                 data = payload.get("data")
                 token = data.get("token") if isinstance(data, dict) else None
             except TMoneyAnswerError as exc:
-                raise _SignInFailed(
+                raise SignInRefused(
                     f"sign-in: {exc.detail}", failed(Reason.OPERATOR_ERROR, retryable=True)
                 ) from exc
-            if (
-                answer.status != 200
-                or _text(payload, "code") != "2000"
-                or not isinstance(token, str)
-                or not token
-            ):
-                raise _SignInFailed(
-                    f"sign-in refused: HTTP {answer.status} code {payload.get('code')!r}",
+            code = sign_in_code(payload)
+            if answer.status == 200 and code == SIGNED_IN and isinstance(token, str) and token:
+                self._token = token
+                return token
+            if code == SIGN_IN_REFUSED or answer.status in (401, 403) or "fault" in payload:
+                raise SignInRefused(
+                    f"sign-in refused: HTTP {answer.status} code {code!r}",
                     failed(Reason.CREDENTIALS_REJECTED, retryable=True),
                 )
-            self._token = token
-            return token
+            raise SignInRefused(
+                f"sign-in answer unusable: HTTP {answer.status} code {code!r}",
+                failed(
+                    Reason.OPERATOR_ERROR if answer.status >= 500 else Reason.MALFORMED_ANSWER,
+                    retryable=True,
+                ),
+            )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Answer:
-        """One call with the cached token; on 403 sign in again once and repeat."""
+        """One call with the cached token; refused token → sign in again once and repeat."""
         token = self._token or self._sign_in(None)
         answer = exchange(
             self._client,
@@ -251,9 +313,10 @@ class TMoneyAdapter:
             headers={"Authorization": f"Bearer {token}"},
             **kwargs,
         )
-        if answer.status != 403:
+        if not _refused_token(answer):
             return answer
-        # 403 is refused before execution, so repeating the same request is safe.
+        # The gateway refuses a token before the request reaches T-Money, so repeating
+        # the same request (same idRequete) is safe.
         token = self._sign_in(token)
         return exchange(
             self._client,
@@ -304,7 +367,7 @@ class TMoneyAdapter:
         bound.info(f"tmoney.{what}.send")
         try:
             answer = self._call("POST", path, json=body)
-        except _SignInFailed as exc:
+        except SignInRefused as exc:
             # The credit itself never left: nothing can have moved.
             return self._outcome(reference, exc.rule, bound, exc.detail)
         except ExchangeFailed as exc:
@@ -314,6 +377,14 @@ class TMoneyAdapter:
                 else unknown(Reason.NO_ANSWER)
             )
             return self._outcome(reference, rule, bound, exc.detail)
+        if _refused_token(answer):
+            # Refused at the gateway even after a fresh sign-in: it never reached T-Money.
+            return self._outcome(
+                reference,
+                failed(Reason.CREDENTIALS_REJECTED, retryable=True),
+                bound,
+                f"HTTP {answer.status}: the gateway refused a fresh token",
+            )
         if answer.status >= 500:
             return self._outcome(
                 reference,
@@ -328,7 +399,11 @@ class TMoneyAdapter:
             if code == "4001":
                 # The idRequete reached T-Money before: learn what became of it.
                 bound.warning("tmoney.duplicate_reference", message=payload.get("message"))
-                status = self.payout_status(reference)
+                status = (
+                    self.collection_status(reference)
+                    if path == DEBIT
+                    else self.payout_status(reference)
+                )
                 if status.found:
                     if status.amount is not None and status.amount != amount:
                         return status.model_copy(
@@ -356,6 +431,8 @@ class TMoneyAdapter:
                     code,
                 )
             rule = TMONEY_CODES.get(code or "", unknown(Reason.UNMAPPED_CODE))
+            if rule.reason is Reason.UNMAPPED_CODE:
+                _log_unmapped(bound, code, answer)
             if tx is not None and _text(tx, "statutRequete"):
                 tx_rule = transaction_rule({**tx, "code": _text(tx, "code") or code})
                 # An immediate ECHEC is definitive; anything else waits for the status query.
@@ -369,17 +446,28 @@ class TMoneyAdapter:
         except TMoneyAnswerError as exc:
             return self._outcome(reference, unknown(Reason.MALFORMED_ANSWER), bound, exc.detail)
 
-    def payout_status(self, reference: str) -> TransactionResult:
+    def payout_status(
+        self, reference: str, operator_reference: str | None = None
+    ) -> TransactionResult:
         """check-transaction-id; an empty `data` array means T-Money has no such idRequete."""
+        return self._status_query(CHECK, reference)
+
+    def collection_status(self, reference: str) -> TransactionResult:
+        """A push debit's status: `/push-api/v1/transactionid` as public clients read it
+        (`clients` dialect), or check-transaction-id (`model`)."""
+        return self._status_query(
+            DEBIT_CHECK if self.dialect is Dialect.CLIENTS else CHECK, reference
+        )
+
+    def _status_query(self, path: str, reference: str) -> TransactionResult:
         bound = log.bind(provider=self.name, reference=reference)
         try:
-            answer = self._call("GET", CHECK, params={"idRequete": reference})
-        except _SignInFailed as exc:
-            return self._outcome(
-                reference, unknown(exc.rule.reason or Reason.UNREACHABLE), bound, exc.detail
-            )
+            answer = self._call("GET", path, params={"idRequete": reference})
+        except SignInRefused as exc:
+            return self._outcome(reference, unknown(exc.reason), bound, exc.detail)
         except ExchangeFailed as exc:
-            return self._outcome(reference, unknown(Reason.NO_ANSWER), bound, exc.detail)
+            reason = Reason.NO_ANSWER if exc.sent else Reason.UNREACHABLE
+            return self._outcome(reference, unknown(reason), bound, exc.detail)
         if answer.status != 200:
             return self._outcome(
                 reference,
@@ -389,10 +477,8 @@ class TMoneyAdapter:
             )
         try:
             payload = _json(answer)
-            data = payload.get("data")
-            if not isinstance(data, list):
-                raise TMoneyAnswerError("status answer has no data array")
-            if not data:
+            records = _records(payload)
+            if not records:
                 return self._outcome(
                     reference,
                     failed(Reason.NOT_FOUND, retryable=True),
@@ -400,21 +486,21 @@ class TMoneyAdapter:
                     "no transaction under this idRequete",
                     found=False,
                 )
-            ours = [
-                tx for tx in data if isinstance(tx, dict) and _text(tx, "idRequete") == reference
-            ]
+            # A record that names no idRequete is the one asked for; one naming another
+            # is not ours.
+            ours = [tx for tx in records if _text(tx, "idRequete") in (None, reference)]
             if len(ours) != 1:
                 raise TMoneyAnswerError(
                     f"status answer holds {len(ours)} records for our idRequete"
                 )
-            tx = ours[0]
+            tx = {**ours[0]}
+            if "statutRequete" not in tx and "code" not in tx and "code" in payload:
+                tx["code"] = payload["code"]
+            rule = transaction_rule(tx)
+            if rule.reason is Reason.UNMAPPED_CODE:
+                _log_unmapped(bound, _text(tx, "code"), answer)
             return self._outcome(
-                reference,
-                transaction_rule(tx),
-                bound,
-                _describe(payload, tx),
-                _text(tx, "code"),
-                tx,
+                reference, rule, bound, _describe(payload, tx), _text(tx, "code"), tx
             )
         except TMoneyAnswerError as exc:
             return self._outcome(reference, unknown(Reason.MALFORMED_ANSWER), bound, exc.detail)
@@ -432,8 +518,8 @@ class TMoneyAdapter:
         ref = {"operator_reference": operator_reference}
         try:
             answer = self._call("GET", CHECK, params={"refTmoney": operator_reference})
-        except _SignInFailed as exc:
-            rule = unknown(exc.rule.reason or Reason.UNREACHABLE)
+        except SignInRefused as exc:
+            rule = unknown(exc.reason)
             return self._outcome("", rule, bound, exc.detail).model_copy(update=ref)
         except ExchangeFailed as exc:
             rule = unknown(Reason.NO_ANSWER)
@@ -497,11 +583,11 @@ class TMoneyAdapter:
                                 provider=self.name, outcome=Outcome.SUCCEEDED, balance=value
                             )
             raise TMoneyAnswerError("solde answer holds no balance")
-        except (_SignInFailed, ExchangeFailed, TMoneyAnswerError) as exc:
+        except (SignInRefused, ExchangeFailed, TMoneyAnswerError) as exc:
             detail = str(exc)
             bound.warning("tmoney.balance.unusable", detail=detail)
             return BalanceResult(
-                provider=self.name, outcome=Outcome.UNKNOWN, reason=Reason.NO_ANSWER, detail=detail
+                provider=self.name, outcome=Outcome.UNKNOWN, reason=_reason(exc), detail=detail
             )
 
     def lookup(self, msisdn: str) -> KycResult:
@@ -532,13 +618,13 @@ class TMoneyAdapter:
                 last_name=_text(record, "nom") or None,
                 detail=str(payload.get("message", ""))[:200],
             )
-        except (_SignInFailed, ExchangeFailed, TMoneyAnswerError) as exc:
+        except (SignInRefused, ExchangeFailed, TMoneyAnswerError) as exc:
             bound.warning("tmoney.lookup.unusable", detail=str(exc))
             return KycResult(
                 provider=self.name,
                 msisdn=msisdn,
                 outcome=Outcome.UNKNOWN,
-                reason=Reason.NO_ANSWER,
+                reason=_reason(exc),
                 detail=str(exc),
             )
 
@@ -595,6 +681,40 @@ class TMoneyAdapter:
             detail=result.detail,
         )
         return result
+
+
+def _reason(exc: Exception) -> Reason:
+    """Why a balance or look-up call taught nothing, in Sika's words."""
+    if isinstance(exc, SignInRefused):
+        return exc.reason
+    if isinstance(exc, ExchangeFailed):
+        return Reason.NO_ANSWER if exc.sent else Reason.UNREACHABLE
+    return Reason.MALFORMED_ANSWER
+
+
+def _log_unmapped(bound: Any, code: str | None, answer: Answer) -> None:
+    """A code no table knows: kept unknown, and logged whole (phones masked) for a person."""
+    bound.warning(
+        "tmoney.answer.unmapped_code",
+        code=code,
+        http_status=answer.status,
+        body=mask_text(answer.body[:2000].decode("utf-8", "replace")),
+    )
+
+
+def _records(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The transaction records of a status answer: `data` as an array or an object, or the
+    record at the top level; `TMoneyAnswerError` when the answer holds none of these."""
+    data = payload.get("data")
+    if isinstance(data, list):
+        return [tx for tx in data if isinstance(tx, dict)]
+    if isinstance(data, dict):
+        return [data]
+    if "statutRequete" in payload or "idRequete" in payload:
+        return [payload]
+    if data is None and "code" in payload and _text(payload, "code") in SUCCESS_CODES:
+        return [payload]
+    raise TMoneyAnswerError("status answer holds no transaction record")
 
 
 def _transaction(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:

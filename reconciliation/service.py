@@ -424,7 +424,7 @@ def _missing_at_provider(
         item["resolution"] = Resolution.OPEN
         item["detail"] = f"Sika has it {row['status']}; the statement does not list it"
         if row["status"] in matching.IN_FLIGHT and adapter is not None:
-            answer = adapter.payout_status(str(row["reference"]))
+            answer = adapter.payout_status(str(row["reference"]), row["operator_reference"])
             item["evidence"] = {
                 "status_query": {
                     "outcome": answer.outcome.value,

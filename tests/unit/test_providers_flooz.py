@@ -40,7 +40,7 @@ def adapter(handler: Callable[[httpx.Request], httpx.Response], **kw: object) ->
         "s3cret-pass",
         TLC_DEFAULT_KEY,
         transport=httpx.MockTransport(handler),
-        **kw,  # type: ignore[arg-type]
+        **{"merchant_msisdn": "22899000000", **kw},  # type: ignore[arg-type]
     )
 
 
@@ -239,7 +239,6 @@ HOSTILE = {
     "empty": b"",
     "no_status": soap("transferFlooz", transactionid="F1"),
     "wrong_operation": soap("getBalance", status="0", balance="1"),
-    "other_reference": soap("transferFlooz", status="0", referenceid="SOMEONE-ELSE"),
     "fault": (
         b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
         b"<soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>boom"
@@ -257,6 +256,16 @@ def test_hostile_answers_are_unknown_with_a_logged_reason(name: str) -> None:
     assert result.outcome is Outcome.UNKNOWN, result
     assert result.detail
     assert any(entry.get("detail") for entry in logs if entry["log_level"] == "warning")
+
+
+def test_a_referenceid_not_ours_is_recorded_not_malformed() -> None:
+    # Given a transferFlooz answer whose referenceid is not Sika's reference (which id is
+    # the merchant's differs between TLC deployments)
+    body = soap("transferFlooz", status="0", transactionid="AGR-1", referenceid="MP2611.1")
+    # When Sika reads it
+    result = answering(body).payout(PAYOUT)
+    # Then the outcome comes from the status, and Flooz's id is the one that is not ours
+    assert (result.outcome, result.operator_reference) == (Outcome.SUCCEEDED, "MP2611.1")
 
 
 def test_wrong_types_in_a_status_answer_are_unknown() -> None:

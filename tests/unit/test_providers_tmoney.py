@@ -206,7 +206,8 @@ HOSTILE = {
         {"data": [tx(statutRequete="SUCCES", code="2002", montant="forty")]}
     ).encode(),
     "status_is_a_list": json.dumps({"data": [tx(statutRequete=["SUCCES"], code="2002")]}).encode(),
-    "no_status": json.dumps({"data": [tx(code="2002")]}).encode(),
+    "neither_status_nor_code": json.dumps({"data": [tx()]}).encode(),
+    "unmapped_code_no_status": json.dumps({"data": [tx(code="7777")]}).encode(),
     "other_reference": json.dumps(
         {"data": [tx(idRequete="OTHER", statutRequete="SUCCES", code="2002")]}
     ).encode(),

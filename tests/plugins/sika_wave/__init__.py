@@ -41,8 +41,13 @@ class WaveAdapter:
             operator_reference="W-1",
         )
 
-    def payout_status(self, reference: str) -> TransactionResult:
+    def payout_status(
+        self, reference: str, operator_reference: str | None = None
+    ) -> TransactionResult:
         return TransactionResult(provider=self.name, reference=reference, outcome=Outcome.SUCCEEDED)
+
+    def collection_status(self, reference: str) -> TransactionResult:
+        return TransactionResult(provider=self.name, reference=reference, outcome=Outcome.PENDING)
 
     def transaction_status(self, operator_reference: str) -> TransactionResult:
         # Wave's own references are `W-<n>`; anything else it never issued
