@@ -71,7 +71,7 @@ _LAST = (
     "AMOUZOU",
 )
 _CROPS = ("maïs", "sorgho", "riz", "manioc", "igname", "soja", "coton")
-# Sandbox test numbers (last six digits) and what each does: OPERATORS.md / the sandbox.
+# Sandbox test numbers (last six digits); what each does: docs/operators.md#sandbox.
 TEST_SUFFIXES = (
     "000001",
     "000002",

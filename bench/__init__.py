@@ -1,3 +1,4 @@
-"""Sika's benchmarks against the limits of issue 7: each module registers one benchmark
-(`bench._common.register`) and `python -m bench` finds it; results go to bench/results/.
+"""Sika's benchmarks against their targets (README.md, "Performance"): each module registers
+one benchmark (`bench._common.register`) and `python -m bench` finds it; results go to
+bench/results/.
 """

@@ -1,10 +1,11 @@
 """CIZO's registry: the programme settings, solar companies, plans and kits, their ledger
 accounts, and the views `sika cizo ... show` and `report` print.
 
-Ledger accounts (DESIGN §3): `cizo:household:<kit>` (asset, what the household owes),
-`cizo:unearned:<company>` (liability, kits sold but not yet paid), `cizo:company:<company>`
-(liability, owed to the company), `cizo:subsidy:<year>` (liability, the chèque solaire
-allocation), `cizo:refunds` (liability, paid beyond the price), `float:<operator>` (asset).
+Ledger accounts (docs/architecture.md#chart-of-accounts): `cizo:household:<kit>` (asset,
+what the household owes), `cizo:unearned:<company>` (liability, kits sold but not yet
+paid), `cizo:company:<company>` (liability, owed to the company), `cizo:subsidy:<year>`
+(liability, the chèque solaire allocation), `cizo:refunds` (liability, paid beyond the
+price), `float:<operator>` (asset).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Limit, Transfer
 from providers.msisdn import Operator, mask, normalise, route
 
-# the chèque solaire as announced in March 2019 (DESIGN §5); an admin may change both
+# the chèque solaire as announced in March 2019 (docs/architecture.md#cizo); an admin
+# may change both
 DEFAULT_MONTHLY_SUBSIDY = 2_000
 DEFAULT_SUBSIDY_MONTHS = 36
 INITIAL_TOKEN_COUNT = 1
@@ -484,7 +486,7 @@ def token_view(token: Token) -> dict[str, Any]:
 
 
 def kit_view(session: Session, kit: Kit, keys: PiiKeys) -> dict[str, Any]:
-    """The `sika cizo kit show --json` shape: exactly the keys issue #6 names."""
+    """The `sika cizo kit show --json` shape: a fixed set of keys that scripts rely on."""
     return {
         "serial": kit.serial,
         "status": kit.status,

@@ -1,7 +1,8 @@
 """The dramatiq actors that carry payout work: send a chunk, query a chunk, SMS a chunk.
 
 Actors are declared against a broker when a worker or an in-process run starts, never at
-import time. Each takes ids only and is safe to run twice (DESIGN §4).
+import time. Each takes ids only and is safe to run twice, since a message may arrive
+more than once (docs/architecture.md#runtime).
 """
 
 from __future__ import annotations

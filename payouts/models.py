@@ -42,8 +42,8 @@ class BatchStatus(enum.StrEnum):
 
 
 class LineStatus(enum.StrEnum):
-    """A payout line's state (DESIGN §4). `pending` and `unknown` are settled only by a
-    status query, a callback confirmed by one, or reconciliation."""
+    """A payout line's state (docs/architecture.md#payout-states). `pending` and `unknown`
+    are settled only by a status query, a callback confirmed by one, or reconciliation."""
 
     CREATED = "created"
     QUEUED = "queued"

@@ -99,7 +99,8 @@ TMONEY_FAILURES: dict[str, Rule] = {
     "PLAFOND_MENSUEL": failed(Reason.LIMIT_REACHED, retryable=True),
     "SOLDE_PARTENAIRE_INSUFFISANT": failed(Reason.INSUFFICIENT_FLOAT, retryable=True),
     "MONTANT_INVALIDE": failed(Reason.INVALID_AMOUNT, retryable=False),
-    # Not in OPERATORS.md but served by the sandbox for a push debit the payer cannot cover.
+    # Modelled like the others; the sandbox serves it for a push debit the payer cannot
+    # cover (docs/operators.md#codes).
     "SOLDE_CLIENT_INSUFFISANT": failed(Reason.INSUFFICIENT_FUNDS, retryable=True),
 }
 
@@ -508,10 +509,10 @@ class TMoneyAdapter:
     def transaction_status(self, operator_reference: str) -> TransactionResult:
         """check-transaction-id by `refTmoney`, T-Money's own reference.
 
-        *Modelled* (OPERATORS.md): the gateway's status query is documented by `idRequete`
-        only; a payment a subscriber makes to the partner's merchant code carries no
-        `idRequete` of Sika's, so Sika asks the same endpoint with `refTmoney=`, the
-        closest pattern (TLC's `getTransactionStatus` takes `transid` or `referenceid`).
+        *Modelled* (docs/operators.md#status-queries): client code queries the gateway by
+        `idRequete` only; a payment a subscriber makes to the partner's merchant code
+        carries no `idRequete` of Sika's, so Sika asks the same endpoint with `refTmoney=`,
+        the closest pattern (TLC's `getTransactionStatus` takes `transid` or `referenceid`).
         The record's `idRequete` is the merchant reference and `typeRequete` its direction.
         """
         bound = log.bind(provider=self.name, operator_reference=operator_reference)

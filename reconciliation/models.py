@@ -29,7 +29,8 @@ from core.db import Base
 
 
 class Category(enum.StrEnum):
-    """How one statement line (or one of Sika's lines) compares (DESIGN §6)."""
+    """How one statement line (or one of Sika's lines) compares
+    (docs/architecture.md#reconciliation)."""
 
     MATCHED = "matched"
     MISSING_AT_PROVIDER = "missing_at_provider"

@@ -1,5 +1,6 @@
--- Ledger tables (DESIGN §3). Amounts are BIGINT francs, always positive; direction is
--- carried by the debit and credit accounts. Mirrored by ledger/models.py.
+-- Ledger tables (docs/architecture.md#ledger). Amounts are BIGINT francs, always
+-- positive; direction is carried by the debit and credit accounts. Mirrored by
+-- ledger/models.py.
 
 CREATE TABLE ledger_accounts (
     id bigint GENERATED ALWAYS AS IDENTITY,

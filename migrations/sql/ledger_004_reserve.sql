@@ -1,5 +1,6 @@
--- A payout batch reserved in one statement (DESIGN §3, hot accounts), and a transfer-id
--- CHECK that costs what an INSERT can afford.
+-- A payout batch reserved in one statement (the float is a hot account:
+-- docs/architecture.md#ledger), and a transfer-id CHECK that costs what an INSERT can
+-- afford.
 
 -- The same rule as ledger_001's CHECK: 1 to 200 characters, the first a letter or digit.
 -- Spelled with a bounded repeat ({0,199}) PostgreSQL's regex engine spent about 12

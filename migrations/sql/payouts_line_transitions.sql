@@ -1,4 +1,5 @@
--- A payout line's state only moves forward (DESIGN §4). The allowed moves:
+-- A payout line's state only moves forward (docs/architecture.md#payout-states).
+-- The allowed moves:
 --   created   -> queued
 --   queued    -> submitted
 --   submitted -> pending | unknown | succeeded | failed

@@ -57,7 +57,7 @@ def set_up(env: dict[str, str]) -> None:
         "--agent", "awa", "--json", env=env,
     )  # fmt: skip
     assert (company["code"], company["operator"], company["owed"]) == ("BBOXX", "flooz", 0)
-    # BBOXX 2018 (DESIGN §5): 8,960 installation, then 160 a day; three years
+    # BBOXX 2018 (docs/architecture.md#cizo): 8,960 installation, then 160 a day; three years
     plan = sika(
         "cizo", "plan", "add", "BBOXX-S", "--company", "BBOXX", "--deposit", "8960",
         "--per-day", "160", "--term-days", "1095", "--agent", "awa", "--json", env=env,
