@@ -55,6 +55,7 @@ from providers.http import (
     exchange,
 )
 from providers.msisdn import mask, mask_text
+from providers.xmltext import decode
 
 NAMESPACE = "http://api.merchant.tlc.com/"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -164,7 +165,7 @@ def parse_answer(body: bytes, operation: str) -> dict[str, str]:
     `…Response` element is read too.
     """
     try:
-        root: Element = fromstring(body, forbid_dtd=True, forbid_entities=True)
+        root: Element = fromstring(decode(body), forbid_dtd=True, forbid_entities=True)
     except (DefusedXmlException, ParseError, ValueError) as exc:
         raise FloozAnswerError(f"unreadable XML: {type(exc).__name__}: {exc}") from exc
     body_el = next((el for el in root.iter() if _local(el.tag) == "Body"), None)
@@ -277,8 +278,9 @@ class FloozAdapter:
         )
 
     def _fields(self, answer: Answer, operation: str) -> dict[str, str]:
-        """Parse a 200 or a SOAP 1.1 fault (HTTP 500); anything else is an unusable answer."""
-        if answer.status != 200 and not (answer.status == 500 and b"Fault" in answer.body):
+        """Parse a 200 or a SOAP fault (HTTP 400 or 500, as TLC servers send them); anything
+        else is an unusable answer."""
+        if answer.status != 200 and not (answer.status in (400, 500) and b"Fault" in answer.body):
             raise FloozAnswerError(f"HTTP {answer.status} from the operator", fault=True)
         return parse_answer(answer.body, operation)
 

@@ -150,11 +150,13 @@ def _refused_token(answer: Answer) -> bool:
 
 
 def sign_in_code(payload: Mapping[str, Any]) -> str | None:
-    """The sign-in answer's code: at the top level, or under `statut` as some clients read it."""
+    """The sign-in answer's code: at the top level, or under `statut` or `status` as client
+    code reads it (as text or as a JSON number)."""
     code = payload.get("code")
-    statut = payload.get("statut")
-    if code is None and isinstance(statut, dict):
-        code = statut.get("code")
+    for scope in ("statut", "status"):
+        nested = payload.get(scope)
+        if code is None and isinstance(nested, dict):
+            code = nested.get("code")
     if isinstance(code, bool) or not isinstance(code, (str, int)):
         return None
     return str(code)
@@ -185,6 +187,9 @@ def _int(payload: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        # Gateways written in PHP serialise francs as floats (40000.0).
+        return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise TMoneyAnswerError(f"field {name} is not a whole number: {str(value)[:40]!r}")
@@ -282,6 +287,9 @@ class TMoneyAdapter:
                 payload = _json(answer)
                 data = payload.get("data")
                 token = data.get("token") if isinstance(data, dict) else None
+                if isinstance(token, str):
+                    # Some gateways hand the token out already prefixed.
+                    token = token.removeprefix("Bearer ").strip()
             except TMoneyAnswerError as exc:
                 raise SignInRefused(
                     f"sign-in: {exc.detail}", failed(Reason.OPERATOR_ERROR, retryable=True)
@@ -353,8 +361,10 @@ class TMoneyAdapter:
             "refCommande": request.reference,
             "dateHeureRequete": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "description": request.message,
-            "typeRequete": "DEBIT",
         }
+        if self.dialect is Dialect.MODEL:
+            # No public client sends it: the path already says it is a debit.
+            body["typeRequete"] = "DEBIT"
         return self._submit(
             DEBIT, body, request.reference, request.msisdn, request.amount, "collection"
         )
@@ -725,7 +735,9 @@ def _transaction(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
         return data
     if isinstance(data, list) and data and isinstance(data[0], dict):
         return data[0]
-    return payload if "statutRequete" in payload else None
+    if any(name in payload for name in ("statutRequete", "refTmoney", "idRequete")):
+        return payload
+    return None
 
 
 def _describe(payload: Mapping[str, Any], tx: Mapping[str, Any] | None) -> str:
