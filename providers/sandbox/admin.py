@@ -70,11 +70,12 @@ def _handled(
 
 
 async def health(request: Request, ctx: Context) -> Response:
-    """Liveness, seed, profile and clock."""
+    """Liveness, seed, dialect, profile and clock."""
     return JSONResponse(
         {
             "status": "ok",
             "seed": ctx.sim.seed,
+            "dialect": str(ctx.config.dialect),
             "faults": ctx.sim.faults.profile.name,
             "now": ctx.sim.clock.now().isoformat(),
         }
@@ -82,11 +83,12 @@ async def health(request: Request, ctx: Context) -> Response:
 
 
 async def reset(request: Request, ctx: Context) -> Response:
-    """`{"seed"?}`: a clean world with the start-up profile and callback URL."""
+    """`{"seed"?}`: a clean world with the start-up profile and callback URL, in the
+    dialect the sandbox was started with."""
     body = await _body(request)
     seed = _int(body, "seed") if "seed" in body else None
     ctx.reset(seed)
-    return JSONResponse({"status": "ok", "seed": ctx.sim.seed})
+    return JSONResponse({"status": "ok", "seed": ctx.sim.seed, "dialect": str(ctx.config.dialect)})
 
 
 async def faults(request: Request, ctx: Context) -> Response:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from providers.dialects import Dialect
+
 app = typer.Typer(help="The Flooz, T-Money and SMS simulators.", no_args_is_help=True)
 
 
@@ -25,6 +27,11 @@ def serve(
     flooz_key: str = typer.Option(
         "tlc12345tlc12345tlc12345tlc12345", help="32-byte AES key of the Flooz token."
     ),
+    dialect: Dialect = typer.Option(
+        Dialect.CLIENTS,
+        help="Wire to answer in: clients (as the public client libraries show the "
+        "operators) or model (Sika's first model of them).",
+    ),
 ) -> None:
     """Serve the Flooz, T-Money and SMS simulators until interrupted."""
     import uvicorn
@@ -45,6 +52,7 @@ def serve(
         username=username,
         password=password,
         flooz_key=flooz_key,
+        dialect=dialect,
     )
     uvicorn.run(
         create_app(config),

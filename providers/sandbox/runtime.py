@@ -14,6 +14,7 @@ import httpx
 from starlette.requests import Request
 
 from core.logging import get_logger
+from providers.dialects import Dialect
 from providers.msisdn import Operator
 from providers.sandbox.faults import FaultProfile
 from providers.sandbox.state import Simulator, Transaction
@@ -34,6 +35,10 @@ class Config:
     username: str = "sika"
     password: str = "sika"  # noqa: S105 - the sandbox's documented default
     flooz_key: str = "tlc12345tlc12345tlc12345tlc12345"
+    # Which wire both simulators answer in: `clients` is the operators as the public client
+    # libraries show them, `model` the wire Sika first modelled. Fixed for the life of the
+    # process (a reset keeps it), so a peer never sees the wire change under it.
+    dialect: Dialect = Dialect.CLIENTS
 
 
 class BodyTooLarge(Exception):
@@ -77,7 +82,11 @@ class Context:
         self.callbacks_sent = 0
 
     def reset(self, seed: int | None = None) -> None:
-        """Back to a clean world; callbacks still in flight are cancelled."""
+        """Back to a clean world; callbacks still in flight are cancelled.
+
+        The dialect is the configured one before and after: it is part of how the sandbox
+        was started, not of the world it simulates.
+        """
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()

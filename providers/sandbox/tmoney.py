@@ -1,5 +1,27 @@
 """The T-Money (Togocom) m-banking gateway simulator: JSON under `/tmoney/…`, bearer tokens
 that expire on the sandbox clock, credits accepted at once and settled by callback.
+
+What the public client libraries of the gateway show, and this simulator follows in both
+dialects: the sign-in body, the credit and push-debit bodies, the paths, the transaction
+and callback fields, `statutRequete` and the `2000`/`2002`/`4001` codes; amounts sent as
+whole-valued JSON numbers (`1000.0`), which are taken as integers.
+
+Where the clients show something other than Sika's first model, `Config.dialect` decides:
+
+- `clients` (the default): the sign-in answer carries its code under `statut`
+  (`{"statut": {"code": "2000", …}, "data": {"token": …}}`; `4001`, in an HTTP 200
+  answer, when refused); a missing, bad or expired token is refused by the WSO2 API
+  Manager in front of the gateway, HTTP 401 with a `fault` body; push debits are read back
+  at `GET /push-api/v1/transactionid`.
+- `model`: the sign-in code at top level (a refusal is HTTP 401, code `401`); a refused
+  token is HTTP 403 `{"code": "403", …}`; no push-debit status route (push debits are read
+  back with check-transaction-id, as every transaction is in both dialects).
+
+Modelled, with no client code to copy: the failure reasons in `description`, `/solde`,
+`/client/{numero}`, the `refTmoney` look-up of check-transaction-id, the content of the
+`fault` body (the clients only test that there is one and read its `message`; codes and
+texts are WSO2's own: `900901` Invalid Credentials, `900902` Missing Credentials), and
+the shape of error answers the clients never read (`{"code", "message"}`).
 """
 
 from __future__ import annotations
@@ -13,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from providers.dialects import Dialect
 from providers.msisdn import InvalidMsisdn, Operator, normalise
 from providers.sandbox.runtime import BodyTooLarge, Context, context, read_json
 from providers.sandbox.state import HANGS, MERCHANT_NAME, Kind, Reason, Transaction, TxStatus
@@ -36,6 +59,8 @@ class Code(StrEnum):
     IN_PROGRESS = "2001"
     SUCCESS = "2002"
     DUPLICATE = "4001"
+    # the same code answers a refused sign-in, as the clients read it (`clients` dialect)
+    SIGN_IN_REFUSED = "4001"
     BAD_REQUEST = "400"
     UNAUTHORISED = "401"
     FORBIDDEN = "403"
@@ -63,6 +88,9 @@ TYPES: dict[Kind, str] = {
     Kind.REVERSAL: "REVERSAL",
 }
 FORBIDDEN = {"code": Code.FORBIDDEN, "message": "Please sign in before continue"}
+# The WSO2 API Manager's own error codes for a call it refuses before the gateway sees it.
+WSO2_INVALID_CREDENTIALS = 900901
+WSO2_MISSING_CREDENTIALS = 900902
 
 
 def statut_of(tx: Transaction) -> Statut:
@@ -115,17 +143,59 @@ def transaction_fields(tx: Transaction) -> dict[str, Any]:
     return fields
 
 
+def _token(request: Request) -> str:
+    """The bearer token of the request, or ""."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _authorised(ctx: Context, request: Request) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    expires = ctx.sim.tokens.get(token.strip())
+    token = _token(request)
+    expires = ctx.sim.tokens.get(token) if token else None
     return expires is not None and ctx.sim.clock.now() < expires
 
 
-def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"code": Code.BAD_REQUEST, "message": message}, status_code=400)
+def _refused(ctx: Context, request: Request) -> JSONResponse:
+    """The answer to a call without a valid token, as the dialect has it."""
+    if ctx.config.dialect == Dialect.MODEL:
+        return JSONResponse(FORBIDDEN, status_code=403)
+    if _token(request):
+        code, message = WSO2_INVALID_CREDENTIALS, "Invalid Credentials"
+        description = (
+            "Invalid Credentials. Make sure you have provided the correct security credentials"
+        )
+    else:
+        code, message = WSO2_MISSING_CREDENTIALS, "Missing Credentials"
+        description = (
+            "Invalid Credentials. Make sure your API invocation call has a header: "
+            "'Authorization : Bearer ACCESS_TOKEN'"
+        )
+    return JSONResponse(
+        {"fault": {"code": code, "message": message, "description": description}},
+        status_code=401,
+        headers={
+            "WWW-Authenticate": 'OAuth2 realm="WSO2 API Manager", error="invalid_token", '
+            f'error_description="{message}"'
+        },
+    )
+
+
+def _bad(message: str, description: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": Code.BAD_REQUEST, "message": message}
+    if description:
+        body["description"] = description
+    return JSONResponse(body, status_code=400)
+
+
+def _signin_answer(
+    ctx: Context, code: str, message: str, status: int = 200, **data: Any
+) -> Response:
+    """A sign-in answer: the code under `statut` in `clients`, at top level in `model`."""
+    head = {"code": code, "message": message}
+    body: dict[str, Any] = head if ctx.config.dialect == Dialect.MODEL else {"statut": head}
+    if data:
+        body["data"] = data
+    return JSONResponse(body, status_code=status)
 
 
 async def login(request: Request) -> Response:
@@ -134,21 +204,36 @@ async def login(request: Request) -> Response:
     try:
         body = await read_json(request)
     except BodyTooLarge:
-        return JSONResponse({"code": "413", "message": "Request too large"}, status_code=413)
+        return _signin_answer(ctx, "413", "Request too large", 413)
     except ValueError:
-        return _bad("Corps JSON invalide")
+        return _signin_answer(ctx, Code.BAD_REQUEST, "Corps JSON invalide", 400)
     if not isinstance(body, dict):
-        return _bad("Corps JSON invalide")
+        return _signin_answer(ctx, Code.BAD_REQUEST, "Corps JSON invalide", 400)
     cfg = ctx.config
     if body.get("nomUtilisateur") != cfg.username or body.get("motDePasse") != cfg.password:
-        return JSONResponse(
-            {"code": Code.UNAUTHORISED, "message": "Identifiants incorrects"}, status_code=401
-        )
+        if cfg.dialect == Dialect.MODEL:
+            return _signin_answer(ctx, Code.UNAUTHORISED, "Identifiants incorrects", 401)
+        # Client code reads the refusal from the body of an ordinary answer (`statut.code`
+        # 4001), which an HTTP error status would have stopped before the body was read.
+        return _signin_answer(ctx, Code.SIGN_IN_REFUSED, "Identifiants incorrects")
     token = ctx.sim.token()
     ctx.sim.tokens[token] = ctx.sim.clock.now() + timedelta(seconds=cfg.token_ttl_seconds)
-    return JSONResponse(
-        {"code": Code.ACCEPTED, "message": "Connexion réussie", "data": {"token": token}}
-    )
+    return _signin_answer(ctx, Code.ACCEPTED, "Connexion réussie", token=token)
+
+
+def montant(value: Any) -> int | None:
+    """A positive whole amount from a JSON `montant`, or None.
+
+    An integer, a string of digits, or a number with no fraction (`1000.0`, as one client
+    sends it); `1000.5` is no amount in francs.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 async def tpcredit(request: Request) -> Response:
@@ -164,7 +249,7 @@ async def debit(request: Request) -> Response:
 async def _submit(request: Request, kind: Kind) -> Response:
     ctx = context(request)
     if not _authorised(ctx, request):
-        return JSONResponse(FORBIDDEN, status_code=403)
+        return _refused(ctx, request)
     try:
         body = await read_json(request)
     except BodyTooLarge:
@@ -176,11 +261,9 @@ async def _submit(request: Request, kind: Kind) -> Response:
     missing = [k for k in ("idRequete", "numeroClient", "montant") if body.get(k) in (None, "")]
     if missing:
         return _bad(f"Champs obligatoires manquants: {', '.join(missing)}")
-    amount = body["montant"]
-    if isinstance(amount, str) and amount.strip().isdigit():
-        amount = int(amount.strip())
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        return _bad("montant doit être un entier positif")
+    amount = montant(body["montant"])
+    if amount is None:
+        return _bad("montant doit être un entier positif", "MONTANT_INVALIDE")
     reference = str(body["idRequete"])
     decision = ctx.sim.faults.decide(f"tmoney|{kind}|{reference}")
     if decision.latency:
@@ -236,20 +319,38 @@ async def check_transaction(request: Request) -> Response:
     as a payment a subscriber made to the partner's merchant code (no `idRequete` of the
     partner's exists for it; its `idRequete` is the merchant reference the payer typed).
     """
+    return await _lookup(request, "check", kinds=None)
+
+
+async def push_status(request: Request) -> Response:
+    """`clients` only: `?idRequete=…` → a push debit, in check-transaction-id's shape.
+
+    Client code reads the status of a collection here, not at check-transaction-id; only
+    push debits are found (a credit's `idRequete` answers an empty array). The `model`
+    dialect has no such route: 404, as for any path the gateway does not serve.
+    """
+    if context(request).config.dialect == Dialect.MODEL:
+        return JSONResponse({"code": Code.NOT_FOUND, "message": "Not Found"}, status_code=404)
+    return await _lookup(request, "push-check", kinds={Kind.COLLECTION})
+
+
+async def _lookup(request: Request, name: str, kinds: set[Kind] | None) -> Response:
     ctx = context(request)
     if not _authorised(ctx, request):
-        return JSONResponse(FORBIDDEN, status_code=403)
+        return _refused(ctx, request)
     reference = request.query_params.get("idRequete", "")
     operator_ref = request.query_params.get("refTmoney", "")
     if not reference and not operator_ref:
         return _bad("idRequete ou refTmoney manquant")
-    decision = ctx.sim.faults.decide(f"tmoney|check|{reference or operator_ref}")
+    decision = ctx.sim.faults.decide(f"tmoney|{name}|{reference or operator_ref}")
     if decision.latency:
         await asyncio.sleep(decision.latency)
     if decision.error_before:
         return Response("Service Unavailable", status_code=503, media_type="text/plain")
     ctx.flush()
     tx = ctx.sim.find(OP, reference=reference, operator_ref=operator_ref)
+    if tx is not None and kinds is not None and tx.kind not in kinds:
+        tx = None
     data = [transaction_fields(tx)] if tx is not None else []
     return JSONResponse({"code": Code.ACCEPTED, "message": "OK", "data": data})
 
@@ -258,7 +359,7 @@ async def solde(request: Request) -> Response:
     """The partner (merchant) balance at T-Money."""
     ctx = context(request)
     if not _authorised(ctx, request):
-        return JSONResponse(FORBIDDEN, status_code=403)
+        return _refused(ctx, request)
     return JSONResponse(
         {
             "code": Code.ACCEPTED,
@@ -272,7 +373,7 @@ async def client(request: Request) -> Response:
     """KYC look-up: `{"statut": "ACTIF"|"INACTIF", "nom", "prenom"}`; 404 when unknown."""
     ctx = context(request)
     if not _authorised(ctx, request):
-        return JSONResponse(FORBIDDEN, status_code=403)
+        return _refused(ctx, request)
     numero = request.path_params["numero"]
     try:
         msisdn = normalise(numero)
@@ -299,6 +400,7 @@ routes = [
         "/tmoney/m-banking/v1/api/tpcredit/check-transaction-id", check_transaction, methods=["GET"]
     ),
     Route("/tmoney/push-api/v1/debit", debit, methods=["POST"]),
+    Route("/tmoney/push-api/v1/transactionid", push_status, methods=["GET"]),
     Route("/tmoney/m-banking/v1/api/solde", solde, methods=["GET"]),
     Route("/tmoney/m-banking/v1/api/client/{numero}", client, methods=["GET"]),
 ]

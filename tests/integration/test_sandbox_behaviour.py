@@ -1,20 +1,24 @@
 """Cross-cutting sandbox behaviour over real HTTP: callbacks, held answers, reversals,
-statements, money conservation, seeded faults, the SMS gateway and subscriber payments.
+statements, money conservation, seeded faults, the SMS gateway, subscriber payments and
+the dialect a sandbox is started in.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import subprocess
 import time
 
 import httpx
 import pytest
 
 from tests.fixtures.sandbox import (
+    SIKA,
     Sandbox,
     TMoney,
     flooz_call,
+    flooz_id,
     flooz_status,
     transfer,
 )
@@ -22,13 +26,14 @@ from tests.fixtures.sandbox import (
 DAY = "2026-11-10"
 
 
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
 def test_callbacks_flooz_sent_twice_for_000009_never_for_000006(sandbox: Sandbox, callback_sink):
     # Given callbacks to the sink and a funded float
     sandbox.set_callback_url(callback_sink.url)
     sandbox.topup("flooz", 100_000)
-    # When Sika pays four test numbers
+    # When Sika pays four test numbers (Flooz's id is read where the dialect puts it)
     refs = {
-        n: transfer(sandbox, n, 1_000, f"CB-{n}")[1]["transactionid"]
+        n: flooz_id(sandbox, transfer(sandbox, n, 1_000, f"CB-{n}")[1])
         for n in ("96000001", "96000009", "96000006", "96000002")
     }
     # Then 000001 and 000002 are called back once, 000009 twice, 000006 never
@@ -318,3 +323,28 @@ def test_reset_gives_a_clean_world(sandbox: Sandbox):
     assert sandbox.transactions() == []
     assert sandbox.wallet("96000001")["name"] == name  # same seed, same KYC
     assert sandbox.wallet("+228 96 00 00 01")["msisdn"] == "22896000001"
+
+
+@pytest.mark.parametrize(("dialect", "refused"), [("clients", 401), ("model", 403)])
+def test_reset_keeps_the_dialect_the_sandbox_was_started_in(sandbox_in, dialect: str, refused: int):
+    sandbox = sandbox_in(dialect)
+    assert httpx.get(sandbox.url + "/_sandbox/health").json()["dialect"] == dialect
+    reset = httpx.post(sandbox.url + "/_sandbox/reset", json={"seed": 9}).json()
+    assert (reset["seed"], reset["dialect"]) == (9, dialect)
+    # the wire after the reset is still that dialect's
+    no_token = httpx.get(sandbox.url + "/tmoney/m-banking/v1/api/solde")
+    assert no_token.status_code == refused
+    status = flooz_status(sandbox, transid="NEVER-SENT")
+    assert ("description" in status) == (dialect == "clients")
+
+
+def test_an_unknown_dialect_is_refused_at_start():
+    result = subprocess.run(
+        [SIKA, "sandbox", "serve", "--port", "1", "--dialect", "tmoney"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "clients" in result.stderr
+    assert "model" in result.stderr

@@ -1,4 +1,5 @@
-"""The T-Money simulator on the wire: hand-built JSON against the sandbox subprocess."""
+"""The T-Money simulator on the wire: hand-built JSON against the sandbox subprocess, in the
+`clients` dialect unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -75,7 +76,68 @@ def test_duplicate_id_requete_is_4001_and_moves_nothing(sandbox: Sandbox, tmoney
     assert sandbox.floats()["tmoney"] == 90_000
 
 
-def test_missing_or_bad_token_is_403(sandbox: Sandbox):
+WSO2_INVALID = {
+    "code": 900901,
+    "message": "Invalid Credentials",
+    "description": "Invalid Credentials. Make sure you have provided the correct security "
+    "credentials",
+}
+
+
+def _fault(response: httpx.Response) -> dict:
+    assert response.status_code == 401
+    return response.json()["fault"]
+
+
+def test_clients_missing_or_bad_token_is_a_wso2_401_fault(sandbox: Sandbox):
+    raw = TMoney(sandbox)
+    try:
+        # no token at all: WSO2's missing-credentials fault
+        missing = _fault(raw.credit("90000001", 1_000, "NO-TOKEN"))
+        assert (missing["code"], missing["message"]) == (900902, "Missing Credentials")
+        # a token the gateway never gave: invalid credentials
+        raw.token = "forged"
+        assert _fault(raw.credit("90000001", 1_000, "NO-TOKEN")) == WSO2_INVALID
+        assert _fault(raw.push_status("NO-TOKEN")) == WSO2_INVALID
+        assert _fault(raw.get("/m-banking/v1/api/solde")) == WSO2_INVALID
+    finally:
+        raw.close()
+    assert sandbox.transactions() == []
+
+
+def test_clients_sign_in_answers_under_statut(sandbox: Sandbox):
+    raw = TMoney(sandbox)
+    try:
+        signed = raw.login()
+        assert signed.status_code == 200
+        body = signed.json()
+        assert set(body) == {"statut", "data"}
+        assert body["statut"]["code"] == "2000"
+        assert body["statut"]["message"]
+        assert body["data"]["token"] == raw.token != ""
+        # a refusal is read from the body of an ordinary answer, as client code reads it
+        raw.token = ""
+        refused = raw.login(password="wrong")
+        assert refused.status_code == 200
+        assert raw.token == ""
+        assert set(refused.json()) == {"statut"}
+        assert refused.json()["statut"]["code"] == "4001"
+    finally:
+        raw.close()
+
+
+def test_clients_tokens_expire_on_the_sandbox_clock(sandbox: Sandbox, tmoney: TMoney):
+    assert tmoney.get("/m-banking/v1/api/solde").status_code == 200
+    sandbox.advance_clock(901)
+    assert _fault(tmoney.get("/m-banking/v1/api/solde")) == WSO2_INVALID
+    tmoney.login()
+    assert tmoney.get("/m-banking/v1/api/solde").status_code == 200
+    sandbox.expire_tokens()
+    assert _fault(tmoney.get("/m-banking/v1/api/solde"))["code"] == 900901
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["model"])
+def test_model_missing_or_bad_token_is_403(sandbox: Sandbox):
     raw = TMoney(sandbox)
     try:
         response = raw.credit("90000001", 1_000, "NO-TOKEN")
@@ -83,13 +145,18 @@ def test_missing_or_bad_token_is_403(sandbox: Sandbox):
         assert response.json() == {"code": "403", "message": "Please sign in before continue"}
         raw.token = "forged"
         assert raw.credit("90000001", 1_000, "NO-TOKEN").status_code == 403
-        assert raw.login(password="wrong").status_code == 401
+        refused = raw.login(password="wrong")
+        assert (refused.status_code, refused.json()["code"]) == (401, "401")
+        signed = raw.login()
+        assert signed.json()["code"] == "2000"
+        assert signed.json()["data"]["token"] == raw.token
     finally:
         raw.close()
     assert sandbox.transactions() == []
 
 
-def test_tokens_expire_on_the_sandbox_clock(sandbox: Sandbox, tmoney: TMoney):
+@pytest.mark.parametrize("sandbox_dialect", ["model"])
+def test_model_tokens_expire_on_the_sandbox_clock(sandbox: Sandbox, tmoney: TMoney):
     assert tmoney.get("/m-banking/v1/api/solde").status_code == 200
     sandbox.advance_clock(901)
     assert tmoney.get("/m-banking/v1/api/solde").status_code == 403
@@ -206,3 +273,67 @@ def test_a_merchant_payment_is_checked_by_ref_tmoney_only(sandbox: Sandbox, tmon
     assert tx["montant"] == 2_200
     # the merchant reference is not the partner's idRequete: nothing under it
     assert tmoney.check("KIT-9") == []
+
+
+# --- amounts as JSON numbers, in both dialects ----------------------------------------------
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_a_whole_valued_json_number_is_an_amount(sandbox: Sandbox, tmoney: TMoney):
+    sandbox.topup("tmoney", 10_000)
+    assert tmoney.credit("90000001", 1000.0, "AMT-FLOAT").json()["code"] == "2000"
+    [tx] = tmoney.check("AMT-FLOAT")
+    assert (tx["montant"], tx["statutRequete"]) == (1_000, "SUCCES")
+    assert sandbox.floats()["tmoney"] == 9_000
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+@pytest.mark.parametrize("amount", [1000.5, 0.0, -1000.0, True, "1000.5"])
+def test_a_fraction_is_refused_as_montant_invalide(sandbox: Sandbox, tmoney: TMoney, amount):
+    sandbox.topup("tmoney", 10_000)
+    response = tmoney.credit("90000001", amount, "AMT-BAD")
+    assert response.status_code == 400
+    assert response.json()["description"] == "MONTANT_INVALIDE"
+    assert sandbox.transactions() == []
+
+
+# --- the push-debit status route ------------------------------------------------------------
+
+
+def test_clients_push_debits_are_read_back_at_push_api(sandbox: Sandbox, tmoney: TMoney):
+    # Given a push debit that succeeded, one that failed and a credit
+    sandbox.put_wallet("90000021", balance=5_000)
+    sandbox.topup("tmoney", 10_000)
+    tmoney.debit("90000021", 2_000, "PUSH-OK")
+    tmoney.debit("90000021", 9_000, "PUSH-KO")
+    tmoney.credit("90000001", 1_000, "CREDIT-1")
+    # When each is read at /push-api/v1/transactionid
+    for _ in range(50):  # a push settles when the subscriber approves, a moment later
+        ok = tmoney.push_status("PUSH-OK").json()["data"]
+        if ok and ok[0]["statutRequete"] != "EN_COURS":
+            break
+        time.sleep(0.1)
+    # Then a push answers as check-transaction-id does, and nothing else is found there
+    assert ok == tmoney.check("PUSH-OK")
+    [record] = ok
+    assert set(record) == FIELDS - {"soldePartenaire"}
+    assert (record["typeRequete"], record["statutRequete"]) == ("DEBIT", "SUCCES")
+    assert record["montant"] == 2_000
+    response = tmoney.push_status("PUSH-KO")
+    assert response.status_code == 200
+    assert response.json()["code"] == "2000"
+    [failed] = response.json()["data"]
+    assert failed["idRequete"] == "PUSH-KO"
+    assert failed["statutRequete"] in ("EN_COURS", "ECHEC")
+    assert tmoney.push_status("CREDIT-1").json()["data"] == []
+    assert tmoney.push_status("NEVER-SENT").json()["data"] == []
+    missing = tmoney.client.get("/push-api/v1/transactionid", headers=tmoney._headers())
+    assert missing.status_code == 400
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["model"])
+def test_model_has_no_push_api_status_route(sandbox: Sandbox, tmoney: TMoney):
+    sandbox.put_wallet("90000021", balance=5_000)
+    tmoney.debit("90000021", 2_000, "PUSH-M")
+    assert tmoney.push_status("PUSH-M").status_code == 404
+    assert tmoney.check("PUSH-M")[0]["typeRequete"] == "DEBIT"
