@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -26,7 +27,7 @@ def print_record(record: Mapping[str, Any], title: str | None = None) -> None:
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in record.items():
-        table.add_row(str(key), _cell(value))
+        table.add_row(Text(str(key)), _cell(value))
     out.print(table)
 
 
@@ -50,7 +51,12 @@ def emit(data: Mapping[str, Any], as_json: bool, title: str | None = None) -> No
         print_record(data, title)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    # Plain text, never Rich markup: an operator's "[status 98]" must print as it came.
+    return Text(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
