@@ -15,8 +15,8 @@ from core.settings import Settings
 TLC_DEFAULT_KEY = "tlc12345tlc12345tlc12345tlc12345"
 SANDBOX_USERNAME = "sika"
 SANDBOX_PASSWORD = "sika"  # noqa: S105 - the sandbox's documented default, not a secret
-# The sandbox's Flooz merchant wallet, which getBalance names.
-SANDBOX_FLOOZ_MSISDN = "22899000000"
+# The sandbox's Flooz merchant wallet (its statements' payer), which getBalance names.
+SANDBOX_FLOOZ_MSISDN = "22899999999"
 
 
 @dataclass(frozen=True)

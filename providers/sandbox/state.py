@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from providers.config import SANDBOX_FLOOZ_MSISDN
 from providers.msisdn import InvalidMsisdn, Operator, default_operator, normalise
 from providers.sandbox.faults import Decision, FaultProfile, Faults
 
 BALANCE_CAP = 2_000_000  # BCEAO cap on e-money held by an identified client
-MERCHANT_MSISDN = {Operator.FLOOZ: "22899999999", Operator.TMONEY: "22890999999"}
+MERCHANT_MSISDN = {Operator.FLOOZ: SANDBOX_FLOOZ_MSISDN, Operator.TMONEY: "22890999999"}
 MERCHANT_NAME = "SIKA"
 
 

@@ -144,9 +144,13 @@ def transaction_fields(tx: Transaction) -> dict[str, Any]:
 
 
 def _token(request: Request) -> str:
-    """The bearer token of the request, or ""."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    """The token of the request, or "": `Bearer <token>`, or the bare token one public
+    client sends."""
+    value = request.headers.get("authorization", "").strip()
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip()
+    return value if value and " " not in value else ""
 
 
 def _authorised(ctx: Context, request: Request) -> bool:

@@ -105,6 +105,18 @@ def test_clients_missing_or_bad_token_is_a_wso2_401_fault(sandbox: Sandbox):
     assert sandbox.transactions() == []
 
 
+def test_a_bare_token_without_bearer_is_accepted(sandbox: Sandbox, tmoney: TMoney):
+    # Given a token from the gateway, sent bare as one public client sends it
+    token = tmoney.token
+    with httpx.Client(base_url=sandbox.url + "/tmoney", timeout=10) as client:
+        # When a call carries it without the Bearer scheme
+        bare = client.get("/m-banking/v1/api/solde", headers={"Authorization": token})
+        # Then it is served; a forged bare token is still refused
+        forged = client.get("/m-banking/v1/api/solde", headers={"Authorization": "forged"})
+    assert bare.status_code == 200
+    assert forged.status_code in (401, 403)
+
+
 def test_clients_sign_in_answers_under_statut(sandbox: Sandbox):
     raw = TMoney(sandbox)
     try:
