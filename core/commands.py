@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from core import console, migrate
-from core.db import build_engine, masked, resolve_url
+from core.db import build_engine, masked, resolve_urls
 from core.settings import load_settings
 
 app = typer.Typer(
@@ -16,9 +16,13 @@ app = typer.Typer(
 @app.command("url")
 def url_command(
     show_password: bool = typer.Option(False, "--show-password", help="Print the password too."),
+    owner: bool = typer.Option(
+        False, "--owner", help="The URL migrations use (the schema owner's), not the app's."
+    ),
 ) -> None:
     """Print the URL of the database in use (password masked)."""
-    url, _ = resolve_url(load_settings())
+    urls = resolve_urls(load_settings())
+    url = urls.owner if owner else urls.app
     console.out.print(url if show_password else masked(url), markup=False)
 
 
@@ -26,8 +30,8 @@ def url_command(
 def upgrade_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Apply every pending schema revision."""
-    url, _ = resolve_url(load_settings())
+    """Apply every pending schema revision, as the schema's owner (SIKA_DATABASE_OWNER_URL)."""
+    url = resolve_urls(load_settings()).owner
     engine = build_engine(url, pool_size=1)
     before = migrate.current_revision(engine)
     after = migrate.upgrade(engine)

@@ -2,6 +2,9 @@
 
 The URL is `SIKA_DATABASE_URL` or, when unset, the embedded server under `SIKA_HOME`.
 The engine is built on first use, never at import, and checks the schema once.
+Schema changes use a second URL, the schema owner's (`SIKA_DATABASE_OWNER_URL`, or the
+embedded server's bootstrap superuser); the processes connect as the application role
+(docs/database.md).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -53,13 +57,44 @@ def masked(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def resolve_url(settings: Settings) -> tuple[str, bool]:
-    """(URL, embedded?): the configured database, or the embedded one started on demand."""
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """Where Sika connects: `app` for every process, `owner` for schema migrations."""
+
+    app: str
+    owner: str
+    embedded: bool
+
+
+def resolve_urls(settings: Settings) -> DatabaseUrls:
+    """The configured database, or the embedded one started on demand, with both roles.
+
+    An external database given only `SIKA_DATABASE_URL` is migrated through that URL too:
+    it works when its role owns the schema, and otherwise the refusal names
+    `SIKA_DATABASE_OWNER_URL`. On the embedded server the bootstrap superuser migrates
+    (acting as sika_owner) and the processes connect as sika_app.
+    """
+    owner = settings.database_owner_url
     if settings.database_url is not None:
-        return normalise_url(settings.database_url.get_secret_value()), False
+        app = normalise_url(settings.database_url.get_secret_value())
+        return DatabaseUrls(
+            app, normalise_url(owner.get_secret_value()) if owner else app, embedded=False
+        )
+    if owner is not None:
+        raise ConfigError(
+            "SIKA_DATABASE_OWNER_URL is set but SIKA_DATABASE_URL is not: set both, or"
+            " neither for the embedded server"
+        )
     from core import embedded
 
-    return embedded.start(settings.home_dir), True
+    superuser = embedded.start(settings.home_dir)
+    return DatabaseUrls(embedded.app_url(superuser), superuser, embedded=True)
+
+
+def resolve_url(settings: Settings) -> tuple[str, bool]:
+    """(application URL, embedded?): what every process but the migrations connects to."""
+    urls = resolve_urls(settings)
+    return urls.app, urls.embedded
 
 
 def build_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -78,9 +113,18 @@ def get_engine() -> Engine:
     """The process's engine, schema checked (and created when the database is new)."""
     from core import migrate
 
-    url, is_embedded = resolve_url(load_settings())
-    engine = build_engine(url)
-    migrate.ensure_schema(engine, auto_upgrade=is_embedded)
+    urls = resolve_urls(load_settings())
+    if urls.embedded:
+        # sika_app exists once the schema does: the owner brings it to head first
+        owner = build_engine(urls.owner, pool_size=1)
+        try:
+            migrate.ensure_schema(owner, auto_upgrade=True)
+        finally:
+            owner.dispose()
+        return build_engine(urls.app)
+    engine = build_engine(urls.app)
+    migrate.ensure_schema(engine, auto_upgrade=False, owner_url=urls.owner)
+    migrate.warn_if_owner(engine)
     return engine
 
 

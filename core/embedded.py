@@ -2,7 +2,8 @@
 
 One server per home, shared by every concurrent `sika` process; the last process to
 leave stops it. Handles left behind by killed processes are pruned first, so a crash
-never keeps the server alive forever.
+never keeps the server alive forever. Its bootstrap superuser migrates the schema
+(acting as sika_owner); every process then connects as sika_app.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 DATABASE = "sika"
+APP_ROLE = "sika_app"
 
 
 def _import_embedded() -> object:
@@ -60,6 +62,14 @@ def start(home: Path) -> str:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     socket_dir = admin_uri.split("host=", 1)[1]
     return f"postgresql+psycopg://postgres@/{DATABASE}?host={socket_dir}"
+
+
+def app_url(superuser_url: str) -> str:
+    """The URL of the same database for the application role, which the first migration
+    creates (the server trusts local connections, so no password)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(superuser_url).set(username=APP_ROLE).render_as_string(hide_password=False)
 
 
 def stop(home: Path) -> bool:
