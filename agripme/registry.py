@@ -7,8 +7,7 @@ one set-based upsert per chunk, so a million rows import in bounded memory.
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 import multiprocessing as mp
 import queue
 import re
@@ -26,7 +25,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from agripme.models import FIRST_NAME, LAST_NAME, NATIONAL_ID, PHONE, RECORD, Farmer, Region
+from core import csvsafe
 from core.agents import record
+from core.bounds import checked_text
 from core.crypto import PiiKeys
 from core.errors import NotFoundError, ValidationError
 from core.models import Agent
@@ -199,13 +200,9 @@ def format_area(area_m2: int) -> str:
 
 
 def _text(value: str, name: str, errors: list[tuple[str, str]]) -> str:
-    cleaned = " ".join(value.split())
-    if not cleaned.isascii():  # ASCII is its own NFC form
-        cleaned = unicodedata.normalize("NFC", cleaned)
-    if not cleaned:
-        errors.append((name, f"{name} is empty"))
-    elif len(cleaned) > _MAX_TEXT:
-        errors.append((name, f"{name} is longer than {_MAX_TEXT} characters"))
+    cleaned, problem = checked_text(value, max_chars=_MAX_TEXT)
+    if problem is not None:
+        errors.append((name, f"{name} {problem}"))
     return cleaned
 
 
@@ -268,31 +265,63 @@ def validate_row(values: dict[str, str]) -> FarmerRow | list[tuple[str, str]]:
     )
 
 
-def _open_rows(handle: io.TextIOBase) -> tuple[list[str], Iterator[list[str]]]:
-    """(canonical column names, row iterator); refuses a file missing a required column."""
-    header_line = handle.readline()
-    if not header_line.strip():
-        raise ValidationError("the file is empty: expected a header line")
-    # sniff only the header: data rows may hold decimal commas ("1,5") in a ';' file
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    header = next(csv.reader([header_line], delimiter=delimiter))
-    columns = [_ALIASES.get(fold(name), "") for name in header]
-    missing = [name for name in REQUIRED if name not in columns]
+def _header(names: list[str]) -> list[str]:
+    """Canonical column names of a header; refuses a missing or doubled column."""
+    columns = [_ALIASES.get(fold(name), "") for name in names]
+    given: dict[str, str] = {}
+    for raw, column in zip(names, columns, strict=True):
+        if not column:
+            continue
+        if column in given:
+            # `phone` and `telephone` both present: which one pays the farmer is a guess
+            raise ValidationError(
+                f"header: columns {given[column]!r} and {raw.strip()!r} both give the"
+                f" {column}; keep one"
+            )
+        given[column] = raw.strip()
+    missing = [name for name in REQUIRED if name not in given]
     if missing:
         raise ValidationError(f"the file has no {missing[0]} column (nor its French name)")
-    return columns, csv.reader(handle, delimiter=delimiter)
+    return columns
+
+
+def _row_error(error: csvsafe.CsvFormatError, columns: list[str], header: list[str]) -> str:
+    """A refusal of the whole file naming the data row (1 = first) and the field."""
+    if error.record == 0:
+        return f"header: {error.field(header)} {error.message}"
+    return f"row {error.record}: {error.field(columns)} {error.message}; nothing was imported"
 
 
 def iter_file_rows(path: Path) -> Iterator[tuple[int, FarmerRow | list[tuple[str, str]]]]:
-    """(row number, validated row or its errors) for each data row, streamed."""
+    """(row number, validated row or its errors) for each data row, streamed.
+
+    A file the CSV reader cannot trust (a field over 4 KB, a quote left open, a doubled
+    column) raises ValidationError: the import's one transaction then keeps nothing.
+    """
+    columns: list[str] = []
+    header: list[str] = []
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
-            columns, reader = _open_rows(handle)
-            for number, cells in enumerate(reader, start=1):
+            header_line = handle.readline()
+            if not header_line.strip():
+                raise ValidationError("the file is empty: expected a header line")
+            # sniff only the header: data rows may hold decimal commas ("1,5") in a ';' file
+            delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+            reader = csvsafe.records(itertools.chain([header_line], handle), delimiter)
+            header = next(reader).cells
+            columns = _header(header)
+            width = len(columns)
+            for number, _line, cells in reader:
                 if not any(cell.strip() for cell in cells):
+                    continue
+                if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+                    # an unquoted delimiter inside a field shifts every field after it
+                    yield number, [("row", f"{len(cells)} fields, the header has {width}")]
                     continue
                 values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
                 yield number, validate_row(values)
+    except csvsafe.CsvFormatError as exc:
+        raise ValidationError(_row_error(exc, columns, header)) from None
     except UnicodeDecodeError:
         raise ValidationError(f"{path.name} is not UTF-8 text: export it as CSV UTF-8") from None
     except OSError as exc:

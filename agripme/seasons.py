@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from agripme.models import Region, Season
 from agripme.registry import find_region
+from core.bounds import MAX_AMOUNT
 from core.errors import LedgerError, NotFoundError, ValidationError
 from core.models import Agent
 from ledger import api as ledger
@@ -29,6 +30,8 @@ from ledger.types import AccountKind, AccountSpec, Limit, Result, Transfer
 from payouts.batches import committed_total
 
 ALLOCATIONS_ACCOUNT = "treasury:allocations"
+# no farm takes a million 50 kg bags (50,000 tonnes) of subsidised fertiliser
+MAX_BAGS = 1_000_000
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
@@ -38,7 +41,7 @@ class Band(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     below_ha: Decimal | None = Field(default=None, gt=0)
-    bags: int = Field(ge=0)
+    bags: int = Field(ge=0, le=MAX_BAGS)
 
 
 class SeasonRules(BaseModel):
@@ -46,9 +49,9 @@ class SeasonRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_bag: int = Field(gt=0, description="FCFA per 50 kg bag")
-    max_bags: int = Field(gt=0)
-    budget: int = Field(gt=0, description="FCFA for the season")
+    per_bag: int = Field(gt=0, le=MAX_AMOUNT, description="FCFA per 50 kg bag")
+    max_bags: int = Field(gt=0, le=MAX_BAGS)
+    budget: int = Field(gt=0, le=MAX_AMOUNT, description="FCFA for the season")
     regions: tuple[Region, ...] | None = None
     bands: tuple[Band, ...] = Field(min_length=1)
 
@@ -67,6 +70,16 @@ class SeasonRules(BaseModel):
                 raise ValueError(f"{name!r} is not a region of Togo ({known})")
             regions.append(region)
         return tuple(dict.fromkeys(regions))
+
+    @model_validator(mode="after")
+    def _amount_bounded(self) -> SeasonRules:
+        # a farmer's payout is at most max_bags bags: it must be an amount Sika can pay
+        if self.per_bag * self.max_bags > MAX_AMOUNT:
+            raise ValueError(
+                f"per_bag x max_bags ({self.per_bag * self.max_bags:,} FCFA, one farmer's"
+                f" most) must not exceed {MAX_AMOUNT:,} FCFA (10^15)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bands_end_unbounded(self) -> SeasonRules:

@@ -87,24 +87,31 @@ class Keyring:
 
     def encrypt(self, plaintext: str, context: str) -> bytes:
         """Encrypt with the current key; `context` (e.g. "farmers.phone") binds the column."""
+        return self.encrypt_bytes(plaintext.encode("utf-8"), context)
+
+    def encrypt_bytes(self, plaintext: bytes, context: str) -> bytes:
+        """`encrypt` for bytes that need not be text (a callback body as received)."""
         version = self.current
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._ciphers[version].encrypt(nonce, plaintext.encode("utf-8"), context.encode())
+        sealed = self._ciphers[version].encrypt(nonce, plaintext, context.encode())
         return b"v%d:" % version + nonce + sealed
 
     def decrypt(self, token: bytes, context: str) -> str:
         """The plaintext of `token`; `DecryptionError` when it was altered or moved."""
+        return self.decrypt_bytes(token, context).decode("utf-8")
+
+    def decrypt_bytes(self, token: bytes, context: str) -> bytes:
+        """The bytes `encrypt_bytes` sealed; `DecryptionError` when altered or moved."""
         version, body = self._split(token)
         cipher = self._ciphers.get(version)
         if cipher is None:
             raise DecryptionError(f"no personal-data key of version {version} is configured")
         try:
-            plain = cipher.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], context.encode())
+            return cipher.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], context.encode())
         except InvalidTag:
             raise DecryptionError(
                 f"a {context} value does not decrypt: altered, or stored in the wrong place"
             ) from None
-        return plain.decode("utf-8")
 
     def version_of(self, token: bytes) -> int:
         """The key version a stored value was encrypted with."""

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.bounds import MAX_AMOUNT, MAX_COUNTER, check_amount
 from core.db import is_retryable
 from core.errors import LedgerError, NotFoundError, ValidationError
 from core.logging import get_logger
@@ -245,7 +246,8 @@ def reserve(
     if not ids:
         return []
     results = [Result.CREATED] * len(ids)
-    rows = session.execute(
+    rows = _run(
+        session,
         _RESERVE,
         {
             "ids": id_literal,
@@ -255,6 +257,7 @@ def reserve(
             "timeout": timeout,
             "code": code,
         },
+        ids,
     )
     for item, outcome in rows:
         results[item - 1] = Result(outcome)
@@ -290,9 +293,17 @@ def _reserve_amounts(amounts: Sequence[int]) -> str:
         if any(isinstance(a, bool) or not isinstance(a, int) for a in amounts):
             raise ValidationError("every amount must be a positive integer")
         amounts = [int(a) for a in amounts]
-    if amounts and min(amounts) <= 0:
-        raise ValidationError("every amount must be a positive integer")
+    if amounts and (min(amounts) <= 0 or max(amounts) > MAX_AMOUNT):
+        _check_amounts(amounts)
     return "{" + ",".join(map(str, amounts)) + "}"
+
+
+def _check_amounts(amounts: Iterable[int]) -> None:
+    """The first amount out of bounds, in a sentence naming its place in the batch."""
+    for item, amount in enumerate(amounts, start=1):
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise ValidationError("every amount must be a positive integer")
+        check_amount(amount, f"amount {item} of the batch")
 
 
 def settle(
@@ -331,8 +342,7 @@ def _check_columns(ids: Sequence[str], amounts: Sequence[int]) -> None:
         check_transfer_id(transfer_id)
     if len(set(ids)) != len(ids):
         raise ValidationError("a transfer id appears twice in one batch")
-    if any(isinstance(a, bool) or not isinstance(a, int) or a <= 0 for a in amounts):
-        raise ValidationError("every amount must be a positive integer")
+    _check_amounts(amounts)
 
 
 _MOVE = text(
@@ -346,9 +356,41 @@ def _moved(
     session: Session | Connection, ids: Sequence[str], params: dict[str, Any]
 ) -> list[TransferOutcome]:
     results = [Result.CREATED] * len(ids)
-    for item, outcome in session.execute(_MOVE, params):
+    for item, outcome in _run(session, _MOVE, params, ids):
         results[item - 1] = Result(outcome)
     return [TransferOutcome(i, r) for i, r in zip(ids, results, strict=True)]
+
+
+# The CHECK of migrations/sql/bounds_001_checks.sql that transfers Python let through can
+# still meet: amounts are checked here first, but counters are known only to the database.
+_COUNTERS_BOUND = "ck_ledger_accounts_counters_bounded"
+
+
+def _run(
+    session: Session | Connection, statement: Any, params: dict[str, Any], ids: Sequence[str]
+) -> list[Any]:
+    """Execute a ledger function; a counter bound it breaks becomes one LedgerError.
+
+    The database refuses the whole statement then (nothing of it remains), as it does when
+    a single statement's sums overflow BIGINT before the CHECKs even see them.
+    """
+    try:
+        return list(session.execute(statement, params))
+    except IntegrityError as exc:
+        orig = exc.orig
+        if not (
+            isinstance(orig, psycopg.errors.CheckViolation)
+            and orig.diag.constraint_name == _COUNTERS_BOUND
+        ):
+            raise
+    except DBAPIError as exc:
+        if not isinstance(exc.orig, psycopg.errors.NumericValueOutOfRange):
+            raise
+    what = f"transfer {ids[0]}" if len(ids) == 1 else f"the batch of {len(ids)} transfers"
+    raise LedgerError(
+        f"the ledger refused {what}: it would take an account's counters past"
+        f" {MAX_COUNTER:,} francs, the most an account holds"
+    ) from None
 
 
 def _outcomes(
@@ -357,7 +399,7 @@ def _outcomes(
     if not ids:
         return []
     results = [Result.CREATED] * len(ids)
-    for item, outcome in session.execute(_SUBMIT, params):
+    for item, outcome in _run(session, _SUBMIT, params, ids):
         results[item - 1] = Result(outcome)
     return [TransferOutcome(i, r) for i, r in zip(ids, results, strict=True)]
 

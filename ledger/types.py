@@ -12,6 +12,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 
+from core.bounds import check_amount
 from core.errors import ValidationError
 
 # Same patterns as the CHECK constraints in migrations/sql/ledger_001_tables.sql.
@@ -217,8 +218,8 @@ class Transfer:
         object.__setattr__(self, "kind", TransferKind(self.kind))
         if self.kind is TransferKind.EXPIRE:
             raise ValidationError("expire transfers are written by the ledger, not submitted")
-        if self.amount is not None and (isinstance(self.amount, bool) or self.amount <= 0):
-            raise ValidationError(f"transfer {self.id}: the amount must be a positive integer")
+        if self.amount is not None:
+            check_amount(self.amount, f"transfer {self.id}: the amount")
         if not 0 <= self.code <= MAX_CODE:
             raise ValidationError(f"transfer {self.id}: code must be between 0 and {MAX_CODE}")
         if not 0 <= self.timeout <= MAX_TIMEOUT:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.orm import Session
 
-from core.errors import LedgerError, ProviderError, ValidationError
+from core.bounds import check_amount
+from core.errors import LedgerError, ProviderError
 from ledger import api as ledger
-from ledger.types import AccountKind, AccountSpec, Result, Transfer
+from ledger.types import AccountKind, AccountSpec, Result, Transfer, check_transfer_id
 from payouts.dispatch import float_account, float_spec
 
 FUNDING_ACCOUNT = "treasury:funding"
@@ -19,8 +20,7 @@ FUNDING_ACCOUNT = "treasury:funding"
 
 def add_funds(session: Session, operator: str, amount: int, transfer_id: str) -> Result:
     """Record `amount` francs placed in the operator's float; a repeated id is a replay."""
-    if amount <= 0:
-        raise ValidationError("--amount must be a positive number of francs")
+    check_funding(amount, transfer_id)
     ledger.create_accounts(
         session, [float_spec(operator), AccountSpec(FUNDING_ACCOUNT, AccountKind.EQUITY)]
     )
@@ -31,6 +31,12 @@ def add_funds(session: Session, operator: str, amount: int, transfer_id: str) ->
     if outcome.result not in (Result.CREATED, Result.EXISTS):
         raise LedgerError(f"the ledger refused the funding {transfer_id}: {outcome.result.value}")
     return outcome.result
+
+
+def check_funding(amount: int, transfer_id: str) -> None:
+    """Refuse a funding the ledger would refuse, before the money reaches the operator."""
+    check_amount(amount, "--amount")
+    check_transfer_id(transfer_id)
 
 
 def top_up_sandbox(sandbox_url: str, operator: str, amount: int) -> int:

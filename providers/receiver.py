@@ -1,16 +1,19 @@
-"""The HTTP callback receiver behind `sika serve`: store every callback raw, answer fast,
+"""The HTTP callback receiver behind `sika serve`: store every callback, answer fast,
 then hand the parsed hint to the handlers upper layers registered.
 
 Operators retry a callback that is not acknowledged quickly, so the answer never waits on
-the handlers; and since the raw row is committed first, nothing received is ever lost.
+the handlers; and since the row is committed first, nothing received is ever lost. A body
+names farmers and their phones, so it is stored encrypted, beside what was parsed from it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -19,13 +22,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from core.crypto import PiiKeys, load_keys
 from core.errors import ValidationError
 from core.logging import get_logger
+from core.settings import load_settings
 from providers import registry
 from providers.base import CallbackEvent
 from providers.models import ProviderCallback
 
 MAX_BODY_BYTES = 64 * 1024
+# the associated data of an encrypted body: it decrypts only as a callback body
+CALLBACK_BODY = "provider_callbacks.body"
+# a phone number, however spaced, in a parser's message about a body it could not read
+_NUMBER = re.compile(r"\+?\d(?:[\s.-]?\d){5,}")
 SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 CallbackHandler = Callable[[CallbackEvent, int], None]
@@ -41,7 +50,7 @@ def register_callback_handler(handler: CallbackHandler) -> CallbackHandler:
     Programmes (AgriPME payouts, CIZO collections) register theirs at start-up. A handler
     receives a HINT: it must confirm with the adapter's `payout_status` before money moves,
     must be idempotent (operators send duplicates), and should only enqueue work. Its
-    exceptions are logged and swallowed: the raw row is already stored.
+    exceptions are logged and swallowed: the row is already stored.
     """
     if handler not in _handlers:
         _handlers.append(handler)
@@ -86,6 +95,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def parse_error_summary(exc: Exception) -> str:
+    """Why a body was not parsed, without what it said: a validation error gives only
+    its fields and error types, any other message has its numbers masked."""
+    if isinstance(exc, PydanticError):
+        where = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['type']}"
+            for error in exc.errors()
+        )
+        return f"{type(exc).__name__}: {where}"[:1000]
+    return _NUMBER.sub("…", f"{type(exc).__name__}: {exc}")[:1000]
+
+
+def callback_body(row: ProviderCallback, keys: PiiKeys) -> bytes | None:
+    """A stored callback's body as received (None for one stored before encryption)."""
+    if row.body_enc is None:
+        return None
+    return keys.keyring.decrypt_bytes(row.body_enc, CALLBACK_BODY)
+
+
 def _sms_reference(body: bytes) -> str | None:
     try:
         data = json.loads(body)
@@ -96,12 +124,17 @@ def _sms_reference(body: bytes) -> str | None:
 
 
 def create_app(
-    session_factory: sessionmaker[Session], *, max_body: int = MAX_BODY_BYTES
+    session_factory: sessionmaker[Session],
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    keys: PiiKeys | None = None,
 ) -> Starlette:
-    """The receiver app writing to `session_factory`'s database.
+    """The receiver app writing to `session_factory`'s database, encrypting bodies with
+    `keys` (by default the personal-data keys the settings name).
 
     The installed adapters are read once here, so each callback costs no entry-point scan.
     """
+    ring = (keys or load_keys(load_settings())).keyring
     parsers = {name: registry.adapter_class(name).parse_callback for name in registry.available()}
 
     def parse(provider: str, headers: dict[str, str], body: bytes) -> CallbackEvent:
@@ -114,12 +147,12 @@ def create_app(
         error: str | None = None
         try:
             event = parse(provider, headers, body)
-        except Exception as exc:  # any parser bug still leaves the raw row stored
-            error = f"{type(exc).__name__}: {exc}"[:1000]
+        except Exception as exc:  # any parser bug still leaves the row stored
+            error = parse_error_summary(exc)
         row = ProviderCallback(
             provider=provider,
             headers=headers,
-            body=body,
+            body_enc=ring.encrypt_bytes(body, CALLBACK_BODY),
             sika_reference=(
                 event.sika_reference[:128]
                 if event
@@ -164,7 +197,7 @@ def create_app(
         log.warning(
             "callback.unparsed", provider=provider, callback_id=callback_id, parse_error=parsed
         )
-        # Acknowledged anyway: the raw row is kept, and a 4xx would only make the
+        # Acknowledged anyway: the row is kept, and a 4xx would only make the
         # operator resend the same unreadable body.
         return JSONResponse({"id": callback_id, "status": "stored", "parse_error": parsed})
 

@@ -9,13 +9,14 @@ field, since a half-read statement would make reconciliation invent breaks.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
+from core import csvsafe
+from core.bounds import MAX_AMOUNT
 from providers.base import Kind, StatementError, StatementLine, StatementStatus
 
 FLOOZ_COLUMNS = (
@@ -87,16 +88,16 @@ def _records(
         raise StatementError(provider, line, "file", f"not UTF-8: {exc}") from exc
     # decoded as it is read, so the statement is never held a second time as text
     stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
-    reader = csv.reader(stream, delimiter=delimiter, strict=True)
     width = len(columns)
+    reader = csvsafe.records(stream, delimiter)
     try:
         header = next(reader, None)
         if header is None:
             raise StatementError(provider, 1, "header", "empty file (no header line)")
-        if tuple(h.strip() for h in header) != columns:
-            expected, got = delimiter.join(columns), delimiter.join(header)
+        if tuple(h.strip() for h in header.cells) != columns:
+            expected, got = delimiter.join(columns), delimiter.join(header.cells)
             raise StatementError(provider, 1, "header", f"expected {expected!r}, got {got!r}")
-        for record in reader:
+        for _number, line, record in reader:
             cells = [cell.strip() for cell in record]
             if not any(cells):
                 continue
@@ -104,25 +105,27 @@ def _records(
                 field = columns[len(cells)] if len(cells) < width else "row"
                 raise StatementError(
                     provider,
-                    reader.line_num,
+                    line,
                     field,
                     f"{len(cells)} fields instead of {width} (truncated or shifted row)",
                 )
-            yield reader.line_num, cells
-    except csv.Error as exc:
-        raise StatementError(provider, reader.line_num, "row", f"bad CSV: {exc}") from exc
+            yield line, cells
+    except csvsafe.CsvFormatError as exc:
+        raise StatementError(provider, exc.line, exc.field(columns), exc.message) from None
 
 
-# the most digits an amount may have: any such number fits the database's bigint
-_AMOUNT_DIGITS = 18
+# Longer digit strings are refused before int() reads them (int() of a huge string is slow).
+_AMOUNT_DIGITS = len(str(MAX_AMOUNT))
 
 
 def _amount(provider: str, line: int, field: str, value: str) -> int:
-    if len(value) <= _AMOUNT_DIGITS and value.isdigit() and value.isascii():
-        return int(value)
     if value.isdigit() and value.isascii():
-        raise StatementError(provider, line, field, f"more than {_AMOUNT_DIGITS} digits: {value!r}")
-    raise StatementError(provider, line, field, f"not a whole number of francs: {value!r}")
+        if len(value) <= _AMOUNT_DIGITS and int(value) <= MAX_AMOUNT:
+            return int(value)
+        raise StatementError(
+            provider, line, field, f"{value[:20]!r} is more than {MAX_AMOUNT:,} francs (10^15)"
+        )
+    raise StatementError(provider, line, field, f"not a whole number of francs: {value[:40]!r}")
 
 
 class _When:

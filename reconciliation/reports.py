@@ -7,7 +7,6 @@ already vouches for the books vouches for what was said about them.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
 import io
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core import signing
+from core import csvsafe, signing
 from core.errors import ValidationError
 from reconciliation.models import Category
 from reconciliation.service import RunSummary
@@ -97,7 +96,7 @@ def open_exceptions(session: Session, provider: str | None = None) -> list[dict[
 def render_csv(rows: list[dict[str, Any]]) -> bytes:
     """Every break, one per line, with a header."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         writer.writerow("" if row[c] is None else row[c] for c in CSV_COLUMNS)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import agents
+from core.bounds import check_balance
 from core.errors import ConfigError, ProviderError
 from core.models import Agent
 from core.settings import Settings
@@ -44,6 +45,8 @@ def run_day(
     record: bool = True,
 ) -> RunSummary:
     """Reconcile `provider` for `day` and write the signed report; the run's summary."""
+    if closing_float is not None:
+        check_balance(closing_float, "--closing-float")
     data = (
         service.read_statement_file(statement)
         if statement is not None

@@ -4,6 +4,7 @@ raw in PostgreSQL and hands the hints on; hints are confirmed by status before b
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,12 +15,21 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.crypto import BlindIndex, Keyring, PiiKeys
 from core.settings import Settings
 from providers import registry
 from providers.base import CallbackEvent, Outcome, PayoutRequest
 from providers.models import ProviderCallback
-from providers.receiver import create_app, register_callback_handler, unregister_callback_handler
+from providers.receiver import (
+    callback_body,
+    create_app,
+    register_callback_handler,
+    unregister_callback_handler,
+)
 from tests.fixtures.sandbox import free_port
+
+# the receiver's personal-data keys: bodies are stored encrypted with them
+KEYS = PiiKeys(Keyring({1: os.urandom(32)}), BlindIndex(os.urandom(32)))
 
 
 @pytest.fixture
@@ -28,7 +38,8 @@ def receiver(session_factory: sessionmaker[Session]) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(session_factory), host="127.0.0.1", port=port, log_level="warning"
+            create_app(session_factory, keys=KEYS), host="127.0.0.1", port=port,
+            log_level="warning",
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)
@@ -90,7 +101,7 @@ def test_sandbox_callbacks_are_stored_raw_and_confirmed_by_status(
         "LIVE-000009",
         "LIVE-000009",
     ]
-    assert all(r.body.startswith(b"{") for r in rows)
+    assert all(callback_body(r, KEYS).startswith(b"{") for r in rows)
     # And each hint, whatever its arrival order, agrees with the status query that confirms it
     deadline = time.monotonic() + 5
     while len(seen) < 4 and time.monotonic() < deadline:

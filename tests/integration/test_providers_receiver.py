@@ -5,6 +5,7 @@ refuses oversize bodies, and hands parsed hints to registered handlers.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -16,9 +17,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.crypto import BlindIndex, Keyring, PiiKeys, load_keys
+from core.settings import load_settings
 from providers.base import CallbackEvent, Outcome
 from providers.models import ProviderCallback
-from providers.receiver import create_app, register_callback_handler, unregister_callback_handler
+from providers.receiver import (
+    callback_body,
+    create_app,
+    register_callback_handler,
+    unregister_callback_handler,
+)
 from tests.conftest import SIKA
 
 with warnings.catch_warnings():  # starlette's notice about httpx2 is not ours to act on
@@ -35,6 +43,9 @@ FLOOZ_BODY = json.dumps(
         "message": "ok",
     }
 ).encode()
+
+# the receiver's personal-data keys: bodies are stored encrypted with them
+KEYS = PiiKeys(Keyring({1: os.urandom(32)}), BlindIndex(os.urandom(32)))
 
 
 def rows(factory: sessionmaker[Session]) -> list[ProviderCallback]:
@@ -56,7 +67,7 @@ def test_callbacks_are_stored_raw_and_handed_to_handlers(
     register_callback_handler(broken)
     register_callback_handler(handler)
     try:
-        client = TestClient(create_app(session_factory))
+        client = TestClient(create_app(session_factory, keys=KEYS))
         # Given a Flooz callback, sent twice (operators duplicate), and a garbage one
         for _ in range(2):
             answer = client.post(
@@ -70,11 +81,11 @@ def test_callbacks_are_stored_raw_and_handed_to_handlers(
     finally:
         unregister_callback_handler(broken)
         unregister_callback_handler(handler)
-    # Then all three are stored byte for byte, secrets in headers masked
+    # Then all three are stored byte for byte (encrypted), secrets in headers masked
     stored = rows(session_factory)
     assert [r.provider for r in stored] == ["flooz", "flooz", "tmoney"]
-    assert stored[0].body == FLOOZ_BODY
-    assert stored[2].body == b"\x00not json"
+    assert callback_body(stored[0], KEYS) == FLOOZ_BODY
+    assert callback_body(stored[2], KEYS) == b"\x00not json"
     assert stored[0].sika_reference == "AGR-1"
     assert stored[0].operator_reference == "F1"
     assert stored[0].outcome == "succeeded"
@@ -90,7 +101,7 @@ def test_callbacks_are_stored_raw_and_handed_to_handlers(
 
 
 def test_oversize_and_unknown_provider_are_refused(session_factory: sessionmaker[Session]) -> None:
-    client = TestClient(create_app(session_factory, max_body=1024))
+    client = TestClient(create_app(session_factory, max_body=1024, keys=KEYS))
     assert client.post("/callbacks/flooz", content=b"x" * 1025).status_code == 413
 
     def chunked():  # no Content-Length: the limit must hold while streaming too
@@ -140,7 +151,8 @@ def test_sika_serve_receives_over_real_http(
         proc.terminate()
         proc.wait(timeout=10)
     stored = rows(session_factory)
-    assert [(r.provider, r.sika_reference, r.body) for r in stored] == [
+    keys = load_keys(load_settings())  # the dev keys `sika serve` made under SIKA_HOME
+    assert [(r.provider, r.sika_reference, callback_body(r, keys)) for r in stored] == [
         ("flooz", "AGR-1", FLOOZ_BODY)
     ]
 
@@ -148,10 +160,10 @@ def test_sika_serve_receives_over_real_http(
 def test_a_body_the_parser_chokes_on_is_still_stored(
     session_factory: sessionmaker[Session],
 ) -> None:
-    client = TestClient(create_app(session_factory))
+    client = TestClient(create_app(session_factory, keys=KEYS))
     hostile = json.dumps(
         {"mrchrefid": "R" * 5000, "status": {"nested": True}, "amount": 10**30}
     ).encode()
     assert client.post("/callbacks/flooz", content=hostile).status_code == 200
     [row] = rows(session_factory)
-    assert row.body == hostile
+    assert callback_body(row, KEYS) == hostile
