@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL URL; embedded PostgreSQL under home when unset."
     )
+    database_owner_url: SecretStr | None = Field(
+        default=None,
+        description="URL of the schema's owner role, for migrations; the app's URL when unset.",
+    )
     broker_url: str | None = Field(
         default=None, description="amqp://... (RabbitMQ) or redis://...; in-process when unset."
     )
@@ -32,6 +36,13 @@ class Settings(BaseSettings):
         default=None, description="PEM Ed25519 private key that signs ledger seals."
     )
     agent: str | None = Field(default=None, description="Default acting agent for the CLI.")
+    keys_dir: Path = Field(
+        default=Path("~/.config/sika/keys"),
+        description="Where this person's agent keys live (NAME.pem, mode 0600); never SIKA_HOME.",
+    )
+    agent_key: Path | None = Field(
+        default=None, description="The acting agent's private key file, instead of keys_dir."
+    )
     pii_keys: SecretStr | None = Field(
         default=None,
         description='AES-256 keys for personal data, "1:<base64>,2:<base64>"; newest encrypts.',
@@ -54,6 +65,13 @@ class Settings(BaseSettings):
     status_check_delays: tuple[int, ...] = Field(
         default=(2, 5, 15, 30, 60, 120, 300),
         description="Seconds between status queries of a pending or unknown payout (JSON list).",
+    )
+    callback_query_interval: float = Field(
+        default=30,
+        ge=0,
+        le=86_400,
+        description="Seconds during which callbacks naming a line already queried on a"
+        " callback's word add no status query (forged callbacks cost one query a period).",
     )
     sweep_after_seconds: float = Field(
         default=600,
@@ -93,7 +111,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// (RabbitMQ) or redis:// (Redis)")
         return value or None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_owner_url")
     @classmethod
     def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
@@ -109,6 +127,16 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return value
+
+    @field_validator("agent_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def keys_path(self) -> Path:
+        """`keys_dir` made absolute; not created here, since only keygen writes to it."""
+        return self.keys_dir.expanduser().resolve()
 
     @property
     def home_dir(self) -> Path:

@@ -1,8 +1,10 @@
 """Fixtures shared by every test: real PostgreSQL databases, Sika's environment, the CLI.
 
-A session-wide template database is migrated once; each test that asks for
-`database_url` gets its own copy (CREATE DATABASE ... TEMPLATE), since ledger rows can
-never be deleted and each test wants a clean ledger.
+A session-wide template database is migrated once, by a superuser acting as the schema's
+owner; each test that asks for `database_url` gets its own copy (CREATE DATABASE ...
+TEMPLATE), since ledger rows can never be deleted and each test wants a clean ledger.
+`database_url` connects as the application role, sika_app, as every Sika process does;
+a test that plays a tampering superuser asks for `admin_database_url`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import db, migrate, settings
+from core import agents, db, migrate, settings
 
 pytest_plugins = ["tests.fixtures.sandbox"]
 
@@ -30,6 +32,8 @@ ADMIN_URL = os.environ.get(
     "SIKA_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 SIKA = str(Path(sys.executable).parent / "sika")
+APP_ROLE = "sika_app"
+OWNER_ROLE = "sika_owner"
 
 
 def _libpq(url: str) -> str:
@@ -37,7 +41,17 @@ def _libpq(url: str) -> str:
 
 
 def _url_for(name: str) -> str:
+    """The database `name` as the test server's superuser."""
     return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _app_url_for(name: str, role: str = APP_ROLE) -> str:
+    """The database `name` as sika_app, or `role` (the test server trusts local connections)."""
+    return (
+        make_url(ADMIN_URL)
+        .set(database=name, username=role, password=None)
+        .render_as_string(hide_password=False)
+    )
 
 
 def _create(name: str, template: str | None = None) -> None:
@@ -72,12 +86,31 @@ def template_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(template_database: str) -> Iterator[str]:
+def database_name(template_database: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
     name = f"sika_t_{uuid.uuid4().hex[:16]}"
     _create(name, template=template_database)
-    yield _url_for(name)
+    yield name
     _drop(name)
+
+
+@pytest.fixture
+def database_url(database_name: str) -> str:
+    """This test's database as sika_app, the role every Sika process connects as."""
+    return _app_url_for(database_name)
+
+
+@pytest.fixture
+def owner_database_url(database_name: str) -> str:
+    """This test's database as sika_owner, the schema's owner that migrations act as."""
+    return _app_url_for(database_name, OWNER_ROLE)
+
+
+@pytest.fixture
+def admin_database_url(database_name: str) -> str:
+    """This test's database as a superuser: the insider whose tampering the seals, the
+    ledger's verify and the manifests must catch, since sika_app cannot tamper at all."""
+    return _url_for(database_name)
 
 
 @pytest.fixture
@@ -102,10 +135,12 @@ def _clear_caches() -> None:
 def sika_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
 ) -> Iterator[dict[str, str]]:
-    """Sika's environment pointed at this test's database and a fresh SIKA_HOME."""
+    """Sika's environment pointed at this test's database, a fresh SIKA_HOME and, apart
+    from it as on a person's own machine, a fresh SIKA_KEYS_DIR for agents' keys."""
     home = tmp_path / "sika-home"
     env = {
         "SIKA_HOME": str(home),
+        "SIKA_KEYS_DIR": str(tmp_path / "agent-keys"),
         "SIKA_DATABASE_URL": database_url,
         "SIKA_LOG_FORMAT": "json",
         # the sandbox answers at once: a pending payout is queried three times, not for
@@ -136,3 +171,16 @@ def run_sika(*args: str, env: dict[str, str], timeout: float = 120) -> Result:
         [SIKA, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def enrol_agents(env: Mapping[str, str], roles: Mapping[str, str]) -> None:
+    """Agents `{name: role}` with their private keys in `env`'s SIKA_KEYS_DIR, written
+    straight to `env`'s database: how tests that are not about enrolment get their agents
+    (`sika agent add` needs a signed request from an admin)."""
+    engine = db.build_engine(env["SIKA_DATABASE_URL"], pool_size=1)
+    try:
+        with Session(engine) as session, session.begin():
+            for name, role in roles.items():
+                agents.add_agent(session, name, role, keys_dir=Path(env["SIKA_KEYS_DIR"]))
+    finally:
+        engine.dispose()

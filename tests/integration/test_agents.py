@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from core import agents, signing
+from core import agents, authority, signing
 from core.db import unit_of_work
 from core.errors import AuthorizationError, ValidationError
 from core.models import Role
@@ -22,11 +22,13 @@ def test_roles_signatures_and_public_key_registration(session_factory, sika_env,
             session, "kofi", "approver", public_key_pem=signing.public_pem(outside)
         )
     assert maker.name == "ama"
-    assert not agents.agent_key_path("kofi").exists()
+    # the generated private key is in SIKA_KEYS_DIR; a registered agent's is not here at all
+    assert authority.key_path("ama").exists()
+    assert not authority.key_path("kofi").exists()
     with unit_of_work(session_factory) as session:
         # Then roles are enforced with a sentence naming agent and roles
         assert agents.require_role(session, "ama", Role.MAKER).id == maker.id
-        needs = "'ama' has the role maker; this needs approver"
+        needs = "agent 'ama' holds maker; this needs approver"
         with pytest.raises(AuthorizationError, match=needs):
             agents.require_role(session, "ama", Role.APPROVER)
         with pytest.raises(AuthorizationError, match="no acting agent"):
@@ -43,22 +45,24 @@ def test_roles_signatures_and_public_key_registration(session_factory, sika_env,
 
 
 def test_role_is_checked_by_the_database(session_factory, sika_env):
+    with unit_of_work(session_factory) as session:
+        eve = agents.add_agent(session, "eve", Role.AUDITOR)
     insert = text(
-        "INSERT INTO agents (name, role, public_key, key_fingerprint) "
-        "VALUES ('eve', 'root', 'x', 'y')"
+        "INSERT INTO agent_grants (agent_id, role, status) VALUES (:agent, 'root', 'active')"
     )
     with unit_of_work(session_factory) as session, pytest.raises(DBAPIError):
-        session.execute(insert)
+        session.execute(insert, {"agent": eve.id})
 
 
 def _raw(database_url: str) -> psycopg.Connection:
     return psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
 
 
-def test_audit_log_refuses_update_delete_truncate(session_factory, sika_env, database_url):
+def test_audit_log_refuses_update_delete_truncate(session_factory, sika_env, admin_database_url):
     with unit_of_work(session_factory) as session:
         agents.add_agent(session, "ama", Role.MAKER)
-    with _raw(database_url) as conn:
+    # even a superuser is refused by the triggers (sika_app by its privileges: test_db_roles)
+    with _raw(admin_database_url) as conn:
         for statement in (
             "UPDATE audit_log SET action = 'nothing'",
             "DELETE FROM audit_log",
@@ -69,7 +73,7 @@ def test_audit_log_refuses_update_delete_truncate(session_factory, sika_env, dat
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
 
 
-def test_hash_chain_detects_a_tampered_entry(session_factory, sika_env, database_url):
+def test_hash_chain_detects_a_tampered_entry(session_factory, sika_env, admin_database_url):
     # Given three entries
     with unit_of_work(session_factory) as session:
         actor = agents.add_agent(session, "ama", Role.ADMIN)
@@ -78,7 +82,7 @@ def test_hash_chain_detects_a_tampered_entry(session_factory, sika_env, database
     with unit_of_work(session_factory) as session:
         assert agents.verify_chain(session) == []
     # When a superuser goes around the trigger and alters the middle entry's arguments
-    with _raw(database_url) as conn:
+    with _raw(admin_database_url) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute(
             "UPDATE audit_log SET arguments = '{\"amount\": 9000}' WHERE action = 'test.one'"
@@ -88,7 +92,7 @@ def test_hash_chain_detects_a_tampered_entry(session_factory, sika_env, database
         breaks = agents.verify_chain(session)
     assert [b.reason for b in breaks] == ["arguments altered"]
     # And removing an entry is seen too
-    with _raw(database_url) as conn:
+    with _raw(admin_database_url) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("DELETE FROM audit_log WHERE action = 'test.one'")
     with unit_of_work(session_factory) as session:
