@@ -3,11 +3,19 @@
 A programme hands over `LineSpec`s; the batch's manifest is a SHA-256 computed by the
 database over every line as stored, so dispatch can prove the lines it is about to pay
 are the ones the maker signed and the approver approved.
+
+Dispatch checks the whole batch once; a worker sends a chunk of lines minutes later and
+cannot afford the whole manifest again. So each line also carries `line_mac`, a keyed
+HMAC of the same fields written with the line: a worker recomputes it for the lines it
+is about to send, at no query's cost. The key is Sika's server secret (the blind-index
+key), never in the database, so someone who can edit rows, even as a superuser, cannot
+write a MAC that fits a changed amount or phone number.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.agents import canonical_json, sign_as, verify_agent_signature
-from core.crypto import PiiKeys
+from core.bounds import MAX_COUNTER, check_amount
+from core.crypto import DecryptionError, PiiKeys, load_keys
 from core.errors import AuthorizationError, NotFoundError, ValidationError
 from core.models import Agent
+from core.settings import load_settings
 from payouts.models import LINE_MSISDN, BatchStatus, LineStatus, PayoutBatch, PayoutLine
 from providers.msisdn import normalise
 
@@ -39,6 +49,10 @@ _LINES_DIGEST = text(
     FROM payout_lines WHERE batch_id = :batch
     """
 )
+
+
+# the HMAC's domain: no blind index or other MAC made with the same key starts this way
+LINE_MAC_CONTEXT = "sika/payout-line-mac/v1"
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,114 @@ def line_reference(nonce: str, seq: int, attempt: int) -> str:
 def pending_transfer_id(line_id: int, attempt: int) -> str:
     """The ledger's pending transfer holding a line's attempt."""
     return f"payout:{line_id}:{attempt}"
+
+
+def line_mac(
+    keys: PiiKeys,
+    *,
+    batch_id: int,
+    nonce: str,
+    line_id: int,
+    seq: int,
+    payee: str,
+    operator: str,
+    amount: int,
+    msisdn: str,
+) -> bytes:
+    """The keyed HMAC binding a line's payee, operator, amount and phone number to its
+    place (batch, nonce, id, seq), as written when the maker signs the batch.
+
+    The phone enters in clear, as the worker sends it, so the MAC vouches for what leaves
+    Sika. Fields are joined by NUL, which no PostgreSQL text value can hold, so no two
+    different lines share an encoding. The attempt's reference and hold are left out on
+    purpose: a retry changes them, and the ledger is checked for the hold.
+    """
+    fields = "\x00".join(
+        (str(batch_id), nonce, str(line_id), str(seq), payee, operator, str(amount), msisdn)
+    )
+    return keys.blind_index.digest(fields, LINE_MAC_CONTEXT)
+
+
+def line_mac_matches(
+    keys: PiiKeys,
+    stored: bytes | None,
+    *,
+    batch_id: int,
+    nonce: str,
+    line_id: int,
+    seq: int,
+    payee: str,
+    operator: str,
+    amount: int,
+    msisdn: str | None,
+) -> bool:
+    """Whether a line as loaded still has the MAC it was written with (None for a phone
+    number that did not decrypt: never a match)."""
+    if stored is None or msisdn is None:
+        return False
+    expected = line_mac(
+        keys,
+        batch_id=batch_id,
+        nonce=nonce,
+        line_id=line_id,
+        seq=seq,
+        payee=payee,
+        operator=operator,
+        amount=amount,
+        msisdn=msisdn,
+    )
+    return hmac.compare_digest(expected, bytes(stored))
+
+
+def seal_unsealed_lines(session: Session, batch: PayoutBatch, keys: PiiKeys | None) -> int:
+    """Give a MAC to the batch's lines written before lines had one (revision 0015), and
+    lock them; how many. Call it before `verify_manifest` in the same transaction: the
+    lines stay locked until commit, so the manifest then vouches for the fields MACed.
+
+    A partial index holds only such lines, so a batch that has none costs one probe;
+    `keys` are loaded from the settings only when there is something to seal.
+    """
+    rows = session.execute(
+        text(
+            "SELECT id, seq, payee, operator, amount, msisdn_enc FROM payout_lines"
+            " WHERE batch_id = :b AND line_mac IS NULL ORDER BY id FOR UPDATE"
+        ),
+        {"b": batch.id},
+    ).all()
+    if not rows:
+        return 0
+    keys = keys or load_keys(load_settings())
+    macs: list[bytes] = []
+    for row in rows:
+        try:
+            msisdn = keys.keyring.decrypt(bytes(row.msisdn_enc), LINE_MSISDN)
+        except DecryptionError:
+            raise AuthorizationError(
+                f"batch {batch.id}: line {row.id}'s phone number does not decrypt "
+                "(altered?); refusing to pay it"
+            ) from None
+        macs.append(
+            line_mac(
+                keys,
+                batch_id=batch.id,
+                nonce=batch.nonce,
+                line_id=row.id,
+                seq=row.seq,
+                payee=row.payee,
+                operator=row.operator,
+                amount=int(row.amount),
+                msisdn=msisdn,
+            )
+        )
+    session.execute(
+        text(
+            "UPDATE payout_lines l SET line_mac = v.mac"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:macs AS bytea[])) AS v(id, mac)"
+            " WHERE l.id = v.id AND l.line_mac IS NULL"
+        ),
+        {"ids": [row.id for row in rows], "macs": macs},
+    )
+    return len(rows)
 
 
 def get_batch(session: Session, batch_id: int, *, lock: bool = False) -> PayoutBatch:
@@ -114,8 +236,12 @@ def create_batch(
     if not lines:
         raise ValidationError("a payout batch needs at least one line")
     for number, spec in enumerate(lines, start=1):
-        if isinstance(spec.amount, bool) or not isinstance(spec.amount, int) or spec.amount <= 0:
-            raise ValidationError(f"line {number}: amount must be a positive whole number")
+        check_amount(spec.amount, f"line {number}: the amount")
+    total = sum(spec.amount for spec in lines)
+    if total > MAX_COUNTER:
+        raise ValidationError(
+            f"the batch totals {total:,} francs, more than the {MAX_COUNTER:,} an account holds"
+        )
     batch = PayoutBatch(
         programme=programme,
         scope=scope,
@@ -125,7 +251,7 @@ def create_batch(
         status=BatchStatus.CREATED.value,
         nonce=secrets.token_hex(4),
         lines=len(lines),
-        total=sum(spec.amount for spec in lines),
+        total=total,
         manifest="",
         maker_id=maker.id,
         maker_signature="",
@@ -147,6 +273,7 @@ def create_batch(
     )
     rows = []
     for seq, (line_id, spec) in enumerate(zip(line_ids, lines, strict=True), start=1):
+        msisdn = normalise(spec.msisdn)
         rows.append(
             {
                 "id": line_id,
@@ -154,7 +281,18 @@ def create_batch(
                 "seq": seq,
                 "scope": scope,
                 "payee": spec.payee,
-                "msisdn_enc": keys.keyring.encrypt(normalise(spec.msisdn), LINE_MSISDN),
+                "msisdn_enc": keys.keyring.encrypt(msisdn, LINE_MSISDN),
+                "line_mac": line_mac(
+                    keys,
+                    batch_id=batch.id,
+                    nonce=batch.nonce,
+                    line_id=line_id,
+                    seq=seq,
+                    payee=spec.payee,
+                    operator=str(spec.operator),
+                    amount=spec.amount,
+                    msisdn=msisdn,
+                ),
                 "operator": str(spec.operator),
                 "amount": spec.amount,
                 "status": LineStatus.CREATED.value,

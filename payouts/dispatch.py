@@ -1,9 +1,18 @@
 """Dispatch: reserve an approved batch in the ledger, then send, query and settle its lines.
 
-The rule that keeps money safe (DESIGN §4): a line whose request may have reached the
-operator is only ever queried, and re-sent only under the same reference once the operator
-says it has no such transaction. Every state change is a conditional update committed
-before the next step, and every message is written through the outbox with its cause.
+The rule that keeps money safe (docs/architecture.md#payout-states): a line whose request
+may have reached the operator is only ever queried, and re-sent only under the same
+reference once the operator says it has no such transaction. Every state change is a
+conditional update committed before the next step, and every message is written through
+the outbox with its cause.
+
+Dispatch verifies the whole batch against its signed manifest; the worker, which sends a
+chunk at a time, re-checks each line it is about to send: the line still fits the MAC it
+was written with (`payouts.batches.line_mac`), and the ledger still holds exactly the
+line's amount for it, open, between the batch's budget and the operator's float. A line
+that fails either check is not sent: it fails as `manifest_mismatch` or `hold_mismatch`
+(never retryable), its hold is voided, and it is flagged, logged and audited. The check
+rides on the claiming query and costs a few microseconds of HMAC per line: no query more.
 """
 
 from __future__ import annotations
@@ -20,14 +29,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import outbox
-from core.crypto import PiiKeys
+from core.agents import record as audit_record
+from core.crypto import DecryptionError, PiiKeys
 from core.db import run_in_transaction
 from core.errors import LedgerError, ValidationError
 from core.logging import get_logger
 from core.settings import Settings, load_settings
 from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Result
-from payouts.batches import get_batch, verify_manifest
+from payouts.batches import get_batch, line_mac_matches, seal_unsealed_lines, verify_manifest
 from payouts.models import LINE_MSISDN, BatchStatus, LineStatus, PayoutBatch
 from providers.base import Outcome, PayoutRequest, ProviderAdapter, Reason, TransactionResult
 from providers.msisdn import mask
@@ -48,6 +58,11 @@ MAX_SENDS = 3
 _OPEN = (LineStatus.SUBMITTED.value, LineStatus.PENDING.value, LineStatus.UNKNOWN.value)
 _SETTLED_OK = (Result.CREATED, Result.EXISTS, Result.PENDING_TRANSFER_ALREADY_POSTED)
 _VOIDED_OK = (Result.CREATED, Result.EXISTS, Result.PENDING_TRANSFER_ALREADY_VOIDED)
+# why a worker refused to send a line (payout_lines.reason); neither is ever retried
+MANIFEST_MISMATCH = "manifest_mismatch"
+HOLD_MISMATCH = "hold_mismatch"
+REFUSED_ACTION = "payout.line_refused"
+_RESOLVED = {"post": "posted", "void": "voided", "expire": "expired"}
 
 
 def payout_queue() -> str:
@@ -151,17 +166,23 @@ def reserve_and_queue(
     return messages
 
 
-def dispatch_batch(session: Session, batch_id: int, *, chunk: int) -> DispatchReport:
+def dispatch_batch(
+    session: Session, batch_id: int, *, chunk: int, keys: PiiKeys | None = None
+) -> DispatchReport:
     """Reserve every line of an approved batch and queue it, in the caller's transaction.
 
     The reservation is one set-based step per operator; if any float or the budget is short
     nothing is reserved and nothing is queued. Dispatching a dispatched batch is a no-op.
+    `keys` (loaded from the settings when needed and not given) seal lines written before
+    lines had a MAC.
     """
     batch = get_batch(session, batch_id, lock=True)
     if batch.status in (BatchStatus.DISPATCHED, BatchStatus.COMPLETED):
         return DispatchReport(batch.id, 0, 0, 0, already=True)
     if batch.status != BatchStatus.APPROVED:
         raise ValidationError(f"batch {batch_id} has not been approved")
+    # sealing first locks those lines, so the manifest below vouches for what was MACed
+    seal_unsealed_lines(session, batch, keys)
     verify_manifest(session, batch)
     queued = session.execute(
         text(
@@ -320,17 +341,89 @@ def _outcome_of(line_id: int, result: TransactionResult) -> LineOutcome:
 
 
 @dataclass(frozen=True)
+class _Hold:
+    """The ledger's pending transfer of a line's attempt as it stands, and its resolution."""
+
+    amount: int | None
+    debit: str | None
+    credit: str | None
+    resolution: str | None
+
+
+@dataclass(frozen=True)
 class _Line:
     id: int
     batch_id: int
     reference: str
     operator: str
     amount: int
+    # "" when the stored phone number does not decrypt (altered): such a line never
+    # passes the check before sending
     msisdn: str
     status: str
     sends: int
     description: str
     operator_reference: str | None = None
+    # what the check before sending needs; absent where lines are only read (SMS)
+    seq: int = 0
+    payee: str = ""
+    pending_id: str = ""
+    line_mac: bytes | None = None
+    nonce: str = ""
+    debit_account: str = ""
+    hold: _Hold | None = None
+
+
+# The ledger's side of each line, joined onto the rows the worker loads anyway: the
+# pending transfer by primary key, its resolution by the unique index on pending_id.
+# `{l}` is the alias of the payout lines; only this module's constants are formatted in.
+_HOLD_COLUMNS = (
+    "h.amount AS hold_amount, hd.code AS hold_debit, hc.code AS hold_credit,"
+    " r.kind AS hold_resolution"
+)
+_HOLD_JOINS = """
+  LEFT JOIN ledger_transfers h ON h.id = {l}.pending_id AND h.kind = 'pending'
+  LEFT JOIN ledger_accounts hd ON hd.id = h.debit_account_id
+  LEFT JOIN ledger_accounts hc ON hc.id = h.credit_account_id
+  LEFT JOIN ledger_transfers r ON r.pending_id = {l}.pending_id
+"""
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A line that must not be sent, and why (no personal data: it is logged and audited)."""
+
+    line: _Line
+    reason: str
+    detail: str
+
+    @property
+    def flag(self) -> str:
+        """What `payout_lines.flagged` says of it."""
+        return f"tampering suspected, not sent ({self.reason}): {self.detail}"
+
+    def audit(self) -> dict[str, Any]:
+        """Its audit-log arguments: identifiers and the reason, no phone number."""
+        return {
+            "line": self.line.id,
+            "batch": self.line.batch_id,
+            "reference": self.line.reference,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+    def log(self, **extra: Any) -> None:
+        """Log it as the error it is, with the line's identifiers."""
+        log.error(
+            "payout.tampering_detected",
+            batch_id=self.line.batch_id,
+            line_id=self.line.id,
+            provider=self.line.operator,
+            reference=self.line.reference,
+            reason=self.reason,
+            detail=self.detail,
+            **extra,
+        )
 
 
 class Dispatcher:
@@ -392,23 +485,130 @@ class Dispatcher:
 
     # -- loading ------------------------------------------------------------------------
 
-    def _line(self, row: Any) -> _Line:
+    def _line(self, row: Any, *, checked: bool = False) -> _Line:
+        """A loaded row as a line; `checked` rows carry what `_refusal` needs, and a phone
+        number that does not decrypt becomes "" there instead of stopping the chunk."""
+        try:
+            msisdn = self.keys.keyring.decrypt(bytes(row.msisdn_enc), LINE_MSISDN)
+        except DecryptionError:
+            if not checked:
+                raise
+            msisdn = ""
+        hold = None
+        if checked:
+            hold = _Hold(
+                None if row.hold_amount is None else int(row.hold_amount),
+                row.hold_debit,
+                row.hold_credit,
+                row.hold_resolution,
+            )
+        mac = getattr(row, "line_mac", None)
         return _Line(
             id=row.id,
             batch_id=row.batch_id,
             reference=row.reference,
             operator=row.operator,
             amount=int(row.amount),
-            msisdn=self.keys.keyring.decrypt(bytes(row.msisdn_enc), LINE_MSISDN),
+            msisdn=msisdn,
             status=row.status,
             sends=row.sends,
             description=row.description,
             operator_reference=getattr(row, "operator_reference", None),
+            seq=row.seq,
+            payee=row.payee,
+            pending_id=row.pending_id,
+            line_mac=None if mac is None else bytes(mac),
+            nonce=getattr(row, "nonce", ""),
+            debit_account=getattr(row, "debit_account", ""),
+            hold=hold,
         )
+
+    def _refusal(self, line: _Line) -> _Refusal | None:
+        """Why `line` must not be sent, or None: it no longer fits the MAC it was written
+        with (its payee, operator, amount or phone changed since the maker signed), or the
+        ledger no longer holds exactly its amount for it, open, budget to float."""
+        problems: list[str] = []
+        signed = line_mac_matches(
+            self.keys,
+            line.line_mac,
+            batch_id=line.batch_id,
+            nonce=line.nonce,
+            line_id=line.id,
+            seq=line.seq,
+            payee=line.payee,
+            operator=line.operator,
+            amount=line.amount,
+            msisdn=line.msisdn or None,
+        )
+        if not signed:
+            problems.append(
+                "its payee, operator, amount or phone number is not what the maker signed"
+            )
+        hold = line.hold
+        if hold is None or hold.amount is None:
+            problems.append(f"the ledger holds nothing for it ({line.pending_id})")
+        elif hold.resolution is not None:
+            done = _RESOLVED.get(hold.resolution, hold.resolution)
+            problems.append(f"its ledger hold {line.pending_id} was already {done}")
+        elif hold.amount != line.amount:
+            problems.append(
+                f"the line says {line.amount} FCFA, its ledger hold {line.pending_id}"
+                f" {hold.amount} FCFA"
+            )
+        elif hold.debit != line.debit_account or hold.credit != float_account(line.operator):
+            problems.append(
+                f"its ledger hold {line.pending_id} moves {hold.debit} to {hold.credit}, not"
+                f" {line.debit_account} to {float_account(line.operator)}"
+            )
+        if not problems:
+            return None
+        reason = HOLD_MISMATCH if signed else MANIFEST_MISMATCH
+        return _Refusal(line, reason, "; ".join(problems))
+
+    def _refuse(self, session: Session, refusals: Sequence[_Refusal]) -> None:
+        """Fail claimed lines that must not be sent, in the claiming transaction: nothing
+        of them left Sika, so they are not counted as sent; their open holds are voided
+        and each is flagged, logged and audited."""
+        if not refusals:
+            return
+        session.execute(
+            text(
+                """
+                UPDATE payout_lines AS l
+                   SET status = 'failed', reason = v.reason, retryable = false,
+                       flagged = v.flag, sends = l.sends - 1, submitted_at = NULL,
+                       resolved_at = now(), check_due_at = NULL
+                  FROM unnest(CAST(:ids AS bigint[]), CAST(:reasons AS text[]),
+                              CAST(:flags AS text[])) AS v(id, reason, flag)
+                 WHERE l.id = v.id AND l.status = 'submitted'
+                """
+            ),
+            {
+                "ids": [r.line.id for r in refusals],
+                "reasons": [r.reason for r in refusals],
+                "flags": [r.flag for r in refusals],
+            },
+        )
+        # a hold already gone (voided, posted, never made) is left as the ledger has it
+        _settle(
+            session,
+            sorted(
+                r.line.pending_id
+                for r in refusals
+                if r.line.hold is not None
+                and r.line.hold.amount is not None
+                and r.line.hold.resolution is None
+            ),
+            void=True,
+        )
+        audit_record(session, None, REFUSED_ACTION, {"lines": [r.audit() for r in refusals]})
+        for refusal in refusals:
+            refusal.log()
+        complete_batches(session, {r.line.batch_id for r in refusals})
 
     def _load(self, session: Session, line_ids: Sequence[int], query: str) -> list[_Line]:
         rows = session.execute(text(query), {"ids": list(line_ids)}).all()
-        return [self._line(r) for r in rows]
+        return [self._line(r, checked=True) for r in rows]
 
     # -- send ---------------------------------------------------------------------------
 
@@ -420,17 +620,24 @@ class Dispatcher:
             claimed = self._load(
                 session,
                 line_ids,
-                """
+                f"""
                 WITH c AS (
                     UPDATE payout_lines SET status = 'submitted', sends = sends + 1,
                            submitted_at = now()
                      WHERE id = ANY(:ids) AND status = 'queued'
                  RETURNING *)
-                SELECT c.*, b.description FROM c JOIN payout_batches b ON b.id = c.batch_id
+                SELECT c.*, b.description, b.nonce, b.debit_account, {_HOLD_COLUMNS}
+                  FROM c JOIN payout_batches b ON b.id = c.batch_id
+                  {_HOLD_JOINS.format(l="c")}
                 ORDER BY c.id
-                """,
+                """,  # noqa: S608
             )
             mine = {line.id for line in claimed}
+            # the check before sending: the whole chunk at once, on the rows just claimed
+            refusals = [r for r in map(self._refusal, claimed) if r is not None]
+            self._refuse(session, refusals)
+            refused = {r.line.id for r in refusals}
+            claimed = [line for line in claimed if line.id not in refused]
             stranded = (
                 session.execute(
                     text(
@@ -544,12 +751,14 @@ class Dispatcher:
             return self._load(
                 session,
                 line_ids,
-                """
-                SELECT l.*, b.description FROM payout_lines l
+                f"""
+                SELECT l.*, b.description, b.nonce, b.debit_account, {_HOLD_COLUMNS}
+                  FROM payout_lines l
                   JOIN payout_batches b ON b.id = l.batch_id
+                  {_HOLD_JOINS.format(l="l")}
                  WHERE l.id = ANY(:ids) AND l.status IN ('submitted', 'pending', 'unknown')
                  ORDER BY l.id
-                """,
+                """,  # noqa: S608
             )
 
         lines = run_in_transaction(self.factory, load)
@@ -579,6 +788,17 @@ class Dispatcher:
                 outcome=Outcome.UNKNOWN,
                 reason=Reason.NOT_FOUND,
             )
+        refusal = self._refusal(line)
+        if refusal is not None:
+            # it may have reached the operator as it was first sent: only the operator's
+            # word (a status query, a callback, the statement) settles it now
+            run_in_transaction(self.factory, lambda s: self._flag_open(s, refusal))
+            return TransactionResult(
+                provider=line.operator,
+                reference=line.reference,
+                outcome=Outcome.UNKNOWN,
+                reason=Reason.NOT_FOUND,
+            )
         claimed = run_in_transaction(
             self.factory,
             lambda s: s.execute(
@@ -598,6 +818,20 @@ class Dispatcher:
                 reason=Reason.NO_ANSWER,
             )
         return self._send_one(dataclasses.replace(line, sends=line.sends + 1))
+
+    @staticmethod
+    def _flag_open(session: Session, refusal: _Refusal) -> None:
+        """Flag an in-flight line that must not be re-sent; audited the first time only."""
+        first = session.execute(
+            text(
+                "UPDATE payout_lines SET flagged = :flag WHERE id = :id AND flagged IS NULL"
+                " RETURNING id"
+            ),
+            {"id": refusal.line.id, "flag": refusal.flag},
+        ).scalar_one_or_none()
+        if first is not None:
+            audit_record(session, None, REFUSED_ACTION, {"lines": [refusal.audit()]})
+            refusal.log(resend="refused")
 
     # -- SMS ----------------------------------------------------------------------------
 

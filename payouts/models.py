@@ -133,6 +133,9 @@ class PayoutLine(Base):
             "batch_id",
             postgresql_where=text("status NOT IN ('succeeded', 'failed')"),
         ),
+        CheckConstraint("line_mac IS NULL OR octet_length(line_mac) = 32", name="line_mac_size"),
+        # only lines written before they had a MAC: dispatch finds them in one probe
+        Index("ix_payout_lines_unsealed", "batch_id", postgresql_where=text("line_mac IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -142,6 +145,10 @@ class PayoutLine(Base):
     # the programme's payee: `farmer:<id>`, `company:<code>`
     payee: Mapped[str] = mapped_column(Text)
     msisdn_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # HMAC of the line's fields under Sika's secret key (payouts.batches.line_mac); a
+    # worker refuses to send a line it does not fit. NULL only on lines written before
+    # revision 0015, until dispatch seals them
+    line_mac: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     operator: Mapped[str] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text, default=LineStatus.CREATED.value)
@@ -159,7 +166,8 @@ class PayoutLine(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # set by reconciliation: a success the operator later reversed, to follow up
+    # why someone must look at this line: a success the operator later reversed (set by
+    # reconciliation), a line refused because it changed after it was signed (the worker)
     flagged: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -2,6 +2,11 @@
 read and joined with the payout records on Sika's reference and on the operator's
 reference, so a million lines classify in a few SQL statements, not a Python loop; what
 comes back to Python is the breaks, and the fees to book a chunk at a time.
+
+A payout's amount is judged against the ledger, not only against its payout line: the
+statement line is compared with the amount the line's pending transfer reserved, or what
+its post moved once it succeeded. Those rows are append-only and sealed, whereas a line
+row edited to agree with a changed statement would otherwise hide the change.
 """
 
 from __future__ import annotations
@@ -124,7 +129,10 @@ WITH listed AS (
            coalesce(p.id, q.id, pa.id) AS payout_line_id,
            CASE WHEN p.id IS NOT NULL THEN p.status WHEN q.id IS NOT NULL THEN q.status
                 WHEN pa.id IS NOT NULL THEN a.status END AS sika_status,
-           coalesce(p.amount, q.amount, pa.amount, cc.amount) AS ledger_amount,
+           -- a payout: what its post moved, else what its hold reserved (NULL: nothing)
+           CASE WHEN coalesce(p.id, q.id, pa.id) IS NOT NULL
+                THEN coalesce(lp.amount, lh.amount) ELSE cc.amount END AS ledger_amount,
+           coalesce(p.amount, q.amount, pa.amount) AS line_amount,
            cc.operator_reference IS NOT NULL AS collected,
            (p.id IS NULL AND q.id IS NULL AND pa.id IS NOT NULL) AS earlier_attempt
     FROM ranked r
@@ -136,6 +144,13 @@ WITH listed AS (
     LEFT JOIN payout_attempts a
            ON p.id IS NULL AND q.id IS NULL AND a.reference = r.sika_reference
     LEFT JOIN payout_lines pa ON pa.id = a.line_id AND pa.operator = :provider
+    -- the ledger's side of that attempt: its hold by primary key, its post by the unique
+    -- index on pending_id
+    LEFT JOIN ledger_transfers lh
+           ON lh.id = coalesce(p.pending_id, q.pending_id,
+                               CASE WHEN pa.id IS NOT NULL THEN a.pending_id END)
+          AND lh.kind = 'pending'
+    LEFT JOIN ledger_transfers lp ON lp.pending_id = lh.id AND lp.kind = 'post'
     -- collections a programme counted (the view gathers every programme's)
     LEFT JOIN confirmed_collections cc
            ON r.kind = 'collection' AND cc.provider = :provider
@@ -158,7 +173,10 @@ WITH listed AS (
                     WHEN j.status = 'succeeded' THEN 'missing_in_ledger'
                     ELSE 'matched' END
              WHEN j.payout_line_id IS NULL THEN 'missing_in_ledger'
-             WHEN j.amount <> j.ledger_amount THEN 'amount_mismatch'
+             -- the ledger is the reference; a line row that disagrees with its own ledger
+             -- entries was edited behind Sika's back, whatever the statement says
+             WHEN j.ledger_amount IS NULL OR j.amount <> j.ledger_amount
+               OR j.line_amount <> j.ledger_amount THEN 'amount_mismatch'
              -- pending on both sides is not a break until it has lasted too long
              WHEN j.status = 'pending' THEN
                CASE WHEN j.at < :aged_before THEN 'aged_pending'
@@ -189,7 +207,9 @@ SELECT c.*,
          WHEN c.category = 'reversed_after_success' THEN 'suspense'
        END AS auto,
        CASE c.category
-         WHEN 'amount_mismatch' THEN abs(c.amount - c.ledger_amount)
+         -- the widest gap among statement, ledger and line
+         WHEN 'amount_mismatch' THEN greatest(abs(c.amount - coalesce(c.ledger_amount, 0)),
+                                              abs(c.amount - coalesce(c.line_amount, c.amount)))
          WHEN 'fee_mismatch' THEN abs(c.fee - c.expected_fee)
          ELSE c.amount
        END AS at_stake
@@ -238,10 +258,14 @@ def missing_at_provider(
     """
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) - CUTOFF_MARGIN
     end = min(start + dt.timedelta(days=1), cutoff)
+    # the amount at stake is what the ledger holds for the line (the row's as a fallback)
     rows = session.execute(
         text(
-            f"SELECT p.id, p.reference, p.operator_reference, p.status, p.amount, p.pending_id"  # noqa: S608
-            f" FROM payout_lines p WHERE p.operator = :provider"
+            f"SELECT p.id, p.reference, p.operator_reference, p.status,"  # noqa: S608
+            f" coalesce(h.amount, p.amount) AS amount, p.pending_id"
+            f" FROM payout_lines p"
+            f" LEFT JOIN ledger_transfers h ON h.id = p.pending_id AND h.kind = 'pending'"
+            f" WHERE p.operator = :provider"
             f" AND p.status IN ('succeeded', {_IN_FLIGHT_SQL})"
             f" AND p.submitted_at >= :start AND p.submitted_at < :end"
             f" AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.sika_reference = p.reference)"

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core.bounds import MAX_COUNTER
 from core.errors import LedgerError, ProviderError, ValidationError
 from core.logging import get_logger
 from core.models import Agent
@@ -162,7 +163,13 @@ def provider_float(adapter: ProviderAdapter | None) -> int | None:
     if adapter is None:
         return None
     answer = adapter.balance()
-    return answer.balance if answer.outcome is Outcome.SUCCEEDED else None
+    if answer.outcome is not Outcome.SUCCEEDED or answer.balance is None:
+        return None
+    if not 0 <= answer.balance <= MAX_COUNTER:
+        # an operator's answer is input like any other: a float Sika cannot hold is unknown
+        log.warning("reconcile.float_out_of_bounds", provider=adapter.name)
+        return None
+    return answer.balance
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -468,8 +475,13 @@ def _record_breaks(
                    c.at_stake, c.fee,
                    'statement line ' || c.line || ': ' || c.kind || ' ' || c.status
                      || ' of ' || c.amount || ' FCFA (fee ' || c.fee || ')'
-                     || coalesce('; Sika: ' || c.sika_status || ' of ' || c.ledger_amount
-                                 || ' FCFA', '; not in Sika')
+                     || coalesce('; Sika: ' || c.sika_status || ' of '
+                                 || coalesce(c.ledger_amount || ' FCFA in the ledger',
+                                             'nothing in the ledger'), '; not in Sika')
+                     -- a line row that disagrees with its ledger entries was edited
+                     || CASE WHEN c.line_amount <> c.ledger_amount
+                             THEN '; its payout line says ' || c.line_amount || ' FCFA'
+                             ELSE '' END
                      || CASE WHEN c.category = 'fee_mismatch'
                              THEN '; expected fee ' || c.expected_fee ELSE '' END,
                    'open'
