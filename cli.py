@@ -45,10 +45,10 @@ app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(agripme_commands.app, name="agripme")
 app.add_typer(cizo_commands.app, name="cizo")
 cizo_batch_app = typer.Typer(
-    help="Settlement batches to solar companies: approve, dispatch, show, retry, export.",
+    help="Settlement batches to solar companies: approve, cancel, dispatch, show, retry, export.",
     no_args_is_help=True,
 )
-payout_commands.register_batch_commands(cizo_batch_app)
+payout_commands.register_batch_commands(cizo_batch_app, "cizo")
 cizo_commands.app.add_typer(cizo_batch_app, name="batch")
 app.add_typer(reconciliation_commands.app, name="reconcile")
 app.add_typer(payout_commands.funds_app, name="funds")

@@ -1,10 +1,13 @@
 """AgriPME payout batches: who is owed what this season, handed to the payout engine.
 
 A farmer already paid, or with a payout in flight, in the season is left out; the batch
-is refused when it is over what the season's budget has left.
+is refused when it is over what the season's budget has left. Building one is a maker's
+signed request (`agripme.batch.create`); the maker then submits it (`payouts.batches`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -12,12 +15,15 @@ from sqlalchemy.orm import Session
 from agripme.models import PHONE, Region
 from agripme.registry import find_region
 from agripme.seasons import budget_account, get_season, remaining_budget, scope_of
+from core.authority import SignedRequest, authorize
 from core.crypto import PiiKeys
 from core.errors import ValidationError
-from core.models import Agent
+from core.models import Role
 from payouts.batches import LineSpec, create_batch
 from payouts.models import PayoutBatch
 from providers.msisdn import route
+
+BATCH_CREATE = "agripme.batch.create"
 
 # the SMS a farmer receives when paid; `{amount}` and `{reference}` are filled per line
 NOTICE = (
@@ -75,16 +81,31 @@ def owed_lines(
     return lines
 
 
+def batch_create_arguments(
+    code: str, *, region: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """What an `agripme.batch.create` request signs."""
+    return {"season": code, "region": region, "limit": limit}
+
+
 def create_season_batch(
     session: Session,
+    request: SignedRequest,
     code: str,
     keys: PiiKeys,
-    maker: Agent,
     *,
     region: str | None = None,
     limit: int | None = None,
 ) -> PayoutBatch:
-    """Build, write and sign (as `maker`) the season's next batch."""
+    """Build and write the season's next batch at a maker's signed request; the maker
+    submits it next (`payouts.batches.submit_batch`), signing its manifest."""
+    maker = authorize(
+        session,
+        request,
+        command=BATCH_CREATE,
+        arguments=batch_create_arguments(code, region=region, limit=limit),
+        roles=[Role.MAKER],
+    )
     lines = owed_lines(session, code, keys, region=region, limit=limit)
     if not lines:
         raise ValidationError(

@@ -1,4 +1,9 @@
-"""`sika agripme`: the farmer registry, seasons and payout batches."""
+"""`sika agripme`: the farmer registry, seasons and payout batches.
+
+Every command that changes something, or decrypts a farmer's personal data, signs a
+request with the acting agent's own key (`--agent` or SIKA_AGENT); the service function
+checks it and records it in the audit log.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,12 @@ import typer
 
 from agripme import batches as season_batches
 from agripme import registry, seasons
-from core import agents, console
+from core import console
+from core.authority import signed_by
 from core.crypto import load_keys
 from core.db import get_sessionmaker, unit_of_work
-from core.models import Role
 from core.settings import load_settings
-from payouts.commands import register_batch_commands
+from payouts.commands import register_batch_commands, submit
 
 app = typer.Typer(help="AgriPME: farmers, seasons and payout batches.", no_args_is_help=True)
 farmers_app = typer.Typer(
@@ -23,11 +28,14 @@ app.add_typer(farmers_app, name="farmers")
 season_app = typer.Typer(help="Seasons: rules and budget.", no_args_is_help=True)
 app.add_typer(season_app, name="season")
 batch_app = typer.Typer(
-    help="Payout batches: create, approve, dispatch, show, retry, export.", no_args_is_help=True
+    help="Payout batches: create, approve, cancel, dispatch, show, retry, export.",
+    no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")
 
-_AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
+_AGENT = typer.Option(
+    None, "--agent", envvar="SIKA_AGENT", help="Acting agent; signs with their own key."
+)
 _ERRORS_SHOWN = 20
 
 
@@ -38,14 +46,16 @@ def import_command(
     agent: str | None = _AGENT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Import or update farmers from a registry file; exit 1 unless every row went in."""
+    """Import or update farmers from a registry file (maker); exit 1 unless every row went in."""
     keys = load_keys(load_settings())
-    acting = None
+    request = None
     if not dry_run:
-        # a registry row decides whose wallet a subsidy reaches: only makers and admins
-        with unit_of_work() as session:
-            acting = agents.require_role(session, agent, Role.MAKER, Role.ADMIN)
-    report = registry.import_farmers(get_sessionmaker(), file, keys, agent=acting, dry_run=dry_run)
+        # a registry row decides whose wallet a subsidy reaches: the maker signs this file
+        arguments = registry.import_arguments(file)
+        request = signed_by(agent, registry.FARMERS_IMPORT, arguments)
+    report = registry.import_farmers(
+        get_sessionmaker(), file, keys, request=request, dry_run=dry_run
+    )
     if as_json:
         console.print_json(report.as_dict())
     else:
@@ -63,21 +73,20 @@ def import_command(
 @farmers_app.command("show")
 def show_command(
     national_id: str = typer.Argument(..., help="The farmer's national ID or voter card."),
-    reveal: bool = typer.Option(
-        False, "--reveal", help="Show the full phone number (auditor or admin; audit-logged)."
-    ),
+    reveal: bool = typer.Option(False, "--reveal", help="Show the full phone number (auditor)."),
     agent: str | None = _AGENT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """One farmer, phone number masked unless --reveal."""
+    """One farmer, phone number masked unless --reveal (maker, approver or auditor; a
+    signed request, recorded in the audit log)."""
     keys = load_keys(load_settings())
     with unit_of_work() as session:
-        farmer = registry.get_farmer(session, national_id, keys)
-        if reveal:
-            acting = agents.require_role(session, agent, Role.AUDITOR, Role.ADMIN)
-            # the farmer's id, not the national ID: the audit log is stored readable
-            agents.record(session, acting, "agripme.farmers.reveal", {"farmer_id": farmer.id})
-        view = registry.farmer_view(farmer, keys, reveal=reveal)
+        farmer_id = registry.get_farmer(session, national_id, keys).id
+    request = signed_by(
+        agent, registry.FARMERS_SHOW, registry.show_arguments(farmer_id, reveal=reveal)
+    )
+    with unit_of_work() as session:
+        view = registry.show_farmer(session, request, farmer_id, keys, reveal=reveal)
     console.emit(view, as_json, "farmer")
 
 
@@ -86,19 +95,10 @@ def reencrypt_command(
     agent: str | None = _AGENT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Move every farmer's personal data to the newest key version (after adding one)."""
+    """Move every farmer's personal data to the newest key version, after adding one (admin)."""
     keys = load_keys(load_settings())
-    with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.ADMIN)
-    rewritten = registry.reencrypt_farmers(get_sessionmaker(), keys)
-    with unit_of_work() as session:
-        acting = agents.get_agent(session, acting.name)
-        agents.record(
-            session,
-            acting,
-            "agripme.farmers.reencrypt",
-            {"key_version": keys.keyring.current, "rewritten": rewritten},
-        )
+    request = signed_by(agent, registry.FARMERS_REENCRYPT, registry.reencrypt_arguments(keys))
+    rewritten = registry.reencrypt_farmers(get_sessionmaker(), request, keys)
     result = {"key_version": keys.keyring.current, "rewritten": rewritten}
     console.emit(result, as_json, "reencrypt")
 
@@ -110,17 +110,11 @@ def season_create_command(
     agent: str | None = _AGENT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Create a season from its rules file and book its budget in the ledger."""
+    """Create a season from its rules file and book its budget in the ledger (treasurer)."""
     parsed = seasons.load_rules(rules)
+    request = signed_by(agent, seasons.SEASON_CREATE, seasons.season_arguments(code, parsed))
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.ADMIN, Role.MAKER)
-        season = seasons.create_season(session, code, parsed, acting)
-        agents.record(
-            session,
-            acting,
-            "agripme.season.create",
-            {"season": season.code, "rules": parsed.as_stored()},
-        )
+        season = seasons.create_season(session, request, code, parsed)
         result = {
             "season": season.code,
             "budget": season.budget,
@@ -157,32 +151,27 @@ def batch_create_command(
     agent: str | None = _AGENT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Build the season's next batch from the registry and sign it as its maker."""
+    """Build the season's next batch from the registry and submit it, signing its
+    manifest, as its maker (two signed requests, one transaction)."""
     keys = load_keys(load_settings())
+    request = signed_by(
+        agent,
+        season_batches.BATCH_CREATE,
+        season_batches.batch_create_arguments(season, region=region, limit=limit),
+    )
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.MAKER)
         batch = season_batches.create_season_batch(
-            session, season, keys, acting, region=region, limit=limit
+            session, request, season, keys, region=region, limit=limit
         )
-        agents.record(
-            session,
-            acting,
-            "agripme.batch.create",
-            {
-                "batch": batch.id,
-                "season": season,
-                "lines": batch.lines,
-                "total": batch.total,
-                "manifest": batch.manifest,
-            },
-        )
+        submit(session, batch, request.agent)
         result = {
             "batch": batch.id,
             "lines": batch.lines,
             "total": batch.total,
             "manifest": batch.manifest,
+            "maker": request.agent,
         }
     console.emit(result, as_json, "batch")
 
 
-register_batch_commands(batch_app)
+register_batch_commands(batch_app, "agripme")

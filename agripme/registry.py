@@ -3,10 +3,15 @@
 A file is read row by row, validated and encrypted ahead of the writer (by a second
 process for a large file), and written in chunks through COPY into a temporary table and
 one set-based upsert per chunk, so a million rows import in bounded memory.
+
+The registry decides whose wallet a subsidy reaches: importing is a maker's signed
+request, naming the file by its SHA-256. Showing a farmer decrypts personal data, and so
+does re-encrypting the registry: both are signed requests, recorded in the audit log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import multiprocessing as mp
 import queue
@@ -26,11 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agripme.models import FIRST_NAME, LAST_NAME, NATIONAL_ID, PHONE, RECORD, Farmer, Region
 from core import csvsafe
-from core.agents import record
+from core.authority import SignedRequest, authorize
 from core.bounds import checked_text
 from core.crypto import PiiKeys
-from core.errors import NotFoundError, ValidationError
-from core.models import Agent
+from core.errors import AuthorizationError, NotFoundError, ValidationError
+from core.models import Role
 from providers.msisdn import InvalidMsisdn, Operator, mask, normalise, route
 
 CHUNK_ROWS = 5_000
@@ -42,6 +47,10 @@ _READ_AHEAD = 2
 PROCESS_FROM_BYTES = 4 << 20
 # serialises imports: the duplicate checks of one chunk must see every earlier write
 _IMPORT_LOCK = 0x51CA_F42E
+
+FARMERS_IMPORT = "agripme.farmers.import"
+FARMERS_SHOW = "agripme.farmers.show"
+FARMERS_REENCRYPT = "agripme.farmers.reencrypt"
 
 REQUIRED = (
     "national_id",
@@ -645,24 +654,56 @@ def _read_ahead(path: Path, batches: Iterator[_Batch]) -> Iterator[_Batch]:
     return _read_ahead_thread(batches)
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex: how an import request names its file."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def import_arguments(path: Path) -> dict[str, Any]:
+    """What an `agripme.farmers.import` request signs: the file's name and its SHA-256."""
+    return {"file": path.name, "sha256": file_sha256(path)}
+
+
 def import_farmers(
     factory: sessionmaker[Session],
     path: Path,
     keys: PiiKeys,
     *,
-    agent: Agent | None = None,
+    request: SignedRequest | None,
     dry_run: bool = False,
     chunk_rows: int = CHUNK_ROWS,
 ) -> ImportReport:
     """Import a registry CSV: valid rows are inserted or update the farmer they name.
 
     One transaction for the whole file, committed at the end (rolled back for a dry run,
-    which therefore reports exactly what a real run would do). The caller checks roles.
+    which therefore reports exactly what a real run would do and needs no `request`). A
+    real run is a maker's signed `agripme.farmers.import` of this very file, checked and
+    recorded before the first row; the audit log's writer then waits for the import's
+    commit, so other signed acts wait too (about 40 s for a million rows).
     """
+    if request is None and not dry_run:
+        raise AuthorizationError(
+            "importing farmers is a maker's signed request: pass --agent NAME (or --dry-run)"
+        )
     report = ImportReport(dry_run=dry_run)
     session = factory()
     try:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+        if request is not None and not dry_run:
+            authorize(
+                session,
+                request,
+                command=FARMERS_IMPORT,
+                arguments=import_arguments(path),
+                roles=[Role.MAKER],
+            )
         # the staging table has no statistics: probe the registry's indexes per staged
         # row rather than hash the whole registry for every chunk
         session.execute(text("SET LOCAL enable_hashjoin = off"))
@@ -683,12 +724,6 @@ def import_farmers(
         if dry_run:
             session.rollback()
         else:
-            record(
-                session,
-                agent,
-                "agripme.farmers.import",
-                {"file": path.name, **{k: v for k, v in report.as_dict().items() if k != "errors"}},
-            )
             session.commit()
     except BaseException:
         session.rollback()
@@ -732,6 +767,31 @@ def farmer_operator(farmer: Farmer, keys: PiiKeys) -> Operator:
     return route(farmer_msisdn(farmer, keys), farmer.operator)
 
 
+def show_arguments(farmer_id: int, *, reveal: bool = False) -> dict[str, Any]:
+    """What an `agripme.farmers.show` request signs: the farmer's id (never the national
+    ID: the audit log is stored readable) and whether the phone number is shown whole."""
+    return {"farmer_id": farmer_id, "reveal": reveal}
+
+
+def show_farmer(
+    session: Session, request: SignedRequest, farmer_id: int, keys: PiiKeys, *, reveal: bool
+) -> dict[str, Any]:
+    """One farmer decrypted for a screen, at a signed request recorded in the audit log:
+    a maker, approver or auditor sees the phone number masked; only an auditor sees it
+    whole (`reveal`)."""
+    authorize(
+        session,
+        request,
+        command=FARMERS_SHOW,
+        arguments=show_arguments(farmer_id, reveal=reveal),
+        roles=[Role.AUDITOR] if reveal else [Role.MAKER, Role.APPROVER, Role.AUDITOR],
+    )
+    farmer = session.get(Farmer, farmer_id)
+    if farmer is None:
+        raise NotFoundError(f"no farmer {farmer_id}")
+    return farmer_view(farmer, keys, reveal=reveal)
+
+
 def farmer_view(farmer: Farmer, keys: PiiKeys, *, reveal: bool = False) -> dict[str, Any]:
     """The farmer for a screen: phone masked unless `reveal` (which the caller authorised)."""
     ring = keys.keyring
@@ -763,17 +823,40 @@ _ENCRYPTED = (
 )
 
 
-def reencrypt_farmers(factory: sessionmaker[Session], keys: PiiKeys, *, page: int = 1000) -> int:
-    """Move every farmer's personal data to the current key version; returns rows rewritten.
+def reencrypt_arguments(keys: PiiKeys) -> dict[str, Any]:
+    """What an `agripme.farmers.reencrypt` request signs: the key version to move to."""
+    return {"key_version": keys.keyring.current}
+
+
+def reencrypt_farmers(
+    factory: sessionmaker[Session],
+    request: SignedRequest,
+    keys: PiiKeys,
+    *,
+    page: int = 1000,
+) -> int:
+    """Move every farmer's personal data to the current key version, at an admin's signed
+    request (key management is the admin's); returns rows rewritten.
 
     One page per transaction, so a long rotation never holds locks on the whole registry
-    and can be resumed after an interruption.
+    and can be resumed after an interruption (with a new request). The request is checked
+    and recorded in the first page's transaction.
     """
     ring = keys.keyring
     rewritten = 0
     last_id = 0
+    first = True
     while True:
         with factory() as session, session.begin():
+            if first:
+                authorize(
+                    session,
+                    request,
+                    command=FARMERS_REENCRYPT,
+                    arguments=reencrypt_arguments(keys),
+                    roles=[Role.ADMIN],
+                )
+                first = False
             farmers = session.scalars(
                 select(Farmer).where(Farmer.id > last_id).order_by(Farmer.id).limit(page)
             ).all()

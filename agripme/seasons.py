@@ -2,7 +2,8 @@
 booked in the ledger, and who is owed what.
 
 A rules file is TOML, checked strictly: an unknown key, a negative amount or a band list
-that does not end unbounded is refused with the key named.
+that does not end unbounded is refused with the key named. Creating a season allocates
+its budget, so it is a treasurer's signed request.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from sqlalchemy.orm import Session
 
 from agripme.models import Region, Season
 from agripme.registry import find_region
+from core.authority import SignedRequest, authorize
 from core.bounds import MAX_AMOUNT
 from core.errors import LedgerError, NotFoundError, ValidationError
-from core.models import Agent
+from core.models import Role
 from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Limit, Result, Transfer
 from payouts.batches import committed_total
 
 ALLOCATIONS_ACCOUNT = "treasury:allocations"
+SEASON_CREATE = "agripme.season.create"
 # no farm takes a million 50 kg bags (50,000 tonnes) of subsidised fertiliser
 MAX_BAGS = 1_000_000
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -153,12 +156,28 @@ def scope_of(code: str) -> str:
     return f"agripme:{code}"
 
 
-def create_season(session: Session, code: str, rules: SeasonRules, agent: Agent) -> Season:
-    """Record the season and book its budget: Treasury allocations → the season's budget."""
+def season_arguments(code: str, rules: SeasonRules) -> dict[str, Any]:
+    """What an `agripme.season.create` request signs: the code and the rules, budget
+    included."""
+    return {"season": code, "rules": rules.as_stored()}
+
+
+def create_season(
+    session: Session, request: SignedRequest, code: str, rules: SeasonRules
+) -> Season:
+    """Record the season and book its budget (Treasury allocations → the season's budget),
+    at a treasurer's signed request: allocating a budget is the treasurer's."""
     if not _CODE.match(code):
         raise ValidationError(
             "season code: letters, digits, '-' and '_' only, at most 40 characters"
         )
+    agent = authorize(
+        session,
+        request,
+        command=SEASON_CREATE,
+        arguments=season_arguments(code, rules),
+        roles=[Role.TREASURER],
+    )
     if session.get(Season, code) is not None:
         raise ValidationError(f"season {code} already exists")
     season = Season(code=code, rules=rules.as_stored(), budget=rules.budget, created_by=agent.id)

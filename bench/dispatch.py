@@ -91,6 +91,8 @@ def _settled(url: str) -> tuple[int, int]:
 
 def run(size: int) -> Outcome:
     home = Path(tempfile.mkdtemp(prefix="sika-bench-dispatch-"))
+    # agents' private keys never live under SIKA_HOME, as on real machines
+    keys = Path(tempfile.mkdtemp(prefix="sika-bench-keys-"))
     port = _free_port()
     sandbox_url = f"http://127.0.0.1:{port}"
     sandbox = subprocess.Popen(
@@ -104,6 +106,7 @@ def run(size: int) -> Outcome:
         with scratch_database("dispatch") as url:
             env = {k: v for k, v in os.environ.items() if not k.startswith("SIKA_")} | {
                 "SIKA_HOME": str(home),
+                "SIKA_KEYS_DIR": str(keys),
                 "SIKA_DATABASE_URL": url,
                 "SIKA_SANDBOX_URL": sandbox_url,
                 "SIKA_BROKER_URL": REDIS,
@@ -123,8 +126,12 @@ def run(size: int) -> Outcome:
             # the batch, built and approved as agents would (not measured)
             from agripme.sample import write_sample_registry
 
-            _sika(env, "agent", "add", "awa", "--role", "maker")
-            _sika(env, "agent", "add", "kodjo", "--role", "approver")
+            for name in ("root", "awa", "kodjo", "afi"):
+                (home / f"{name}.pub").write_text(_sika(env, "agent", "keygen", name))
+            _sika(env, "agent", "bootstrap", "root", "--public-key", str(home / "root.pub"))
+            for name, role in (("awa", "maker"), ("kodjo", "approver"), ("afi", "treasurer")):
+                _sika(env, "agent", "add", name, "--role", role,
+                      "--public-key", str(home / f"{name}.pub"), "--agent", "root")  # fmt: skip
             registry = write_sample_registry(home / "farmers.csv", size)
             _sika(env, "agripme", "farmers", "import", str(registry), "--agent", "awa")
             (home / "season.toml").write_text(RULES, encoding="utf-8")
@@ -137,7 +144,7 @@ def run(size: int) -> Outcome:
                 "--rules",
                 str(home / "season.toml"),
                 "--agent",
-                "awa",
+                "afi",
             )
             created = json.loads(
                 _sika(
@@ -164,7 +171,7 @@ def run(size: int) -> Outcome:
                     "--amount",
                     str(total),
                     "--agent",
-                    "awa",
+                    "afi",
                 )
             for _ in range(WORKERS):
                 workers.append(
@@ -215,6 +222,7 @@ def run(size: int) -> Outcome:
         sandbox.terminate()
         sandbox.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(keys, ignore_errors=True)
     per_second = lines / seconds
     sika_cpu = worker_cpu + dispatch_cpu
     return Outcome(

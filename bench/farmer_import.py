@@ -80,15 +80,22 @@ def _child(url: str, path: str, conn: Connection) -> None:
     """Import the file as `sika farmers import` would, and report to the parent."""
     from sqlalchemy.orm import sessionmaker
 
-    from agripme.registry import import_farmers
-    from core import db
+    from agripme.registry import FARMERS_IMPORT, import_arguments, import_farmers
+    from core import agents, db, signing
+    from core.authority import sign_request
     from core.crypto import BlindIndex, Keyring, PiiKeys
+    from core.db import unit_of_work
 
     keys = PiiKeys(Keyring({1: os.urandom(32)}), BlindIndex(os.urandom(32)))
     engine = db.build_engine(url, pool_size=1)
     factory = sessionmaker(engine, expire_on_commit=False)
+    # the maker whose signed request an import is (not measured)
+    maker = signing.generate_private_key()
+    with unit_of_work(factory) as session:
+        agents.add_agent(session, "bench", "maker", public_key_pem=signing.public_pem(maker))
+    request = sign_request(FARMERS_IMPORT, import_arguments(Path(path)), "bench", maker)
     started = time.perf_counter()
-    report = import_farmers(factory, Path(path), keys)
+    report = import_farmers(factory, Path(path), keys, request=request)
     elapsed = time.perf_counter() - started
     engine.dispose()
     conn.send(
@@ -171,7 +178,8 @@ def run(size: int) -> Outcome:
         reference={"copy_seconds": copy_seconds, "copy_rows_per_second": size / copy_seconds},
         scores={"seconds": seconds, "peak_rss_mb": peak_bytes / 1_000_000},
         method={
-            "import": "import_farmers(factory, path, keys) in a fresh spawned process, timed "
+            "import": "import_farmers(factory, path, keys, request=a maker's signed request) in"
+            " a fresh spawned process, timed "
             "inside it; one transaction, validation, encryption, blind indexes, duplicate "
             "checks, COPY staging and upserts",
             "memory": "peak of the import process tree's summed RSS, sampled every 250 ms "

@@ -40,14 +40,12 @@ def _populate(url: str, size: int) -> float:
     """An agent, a dispatched batch and `size` succeeded T-Money payout lines, set-based."""
     with psycopg.connect(libpq(url)) as conn, stopwatch() as elapsed:
         agent = conn.execute(
-            "INSERT INTO agents (name, role, public_key, key_fingerprint)"
-            " VALUES ('bench', 'maker', 'k', 'f')"
-            " RETURNING id"
+            "INSERT INTO agents (name) VALUES ('bench') RETURNING id"
         ).fetchone()[0]
         batch = conn.execute(
             "INSERT INTO payout_batches (programme, scope, debit_account, description, status,"
-            " nonce, lines, total, manifest, maker_id, maker_signature) VALUES ('agripme',"
-            " '2026A', 'agripme:budget:2026a', 'bench', 'dispatched', 'b', %s, 0, 'm', %s, 's')"
+            " nonce, lines, total, manifest, maker_id) VALUES ('agripme',"
+            " '2026A', 'agripme:budget:2026a', 'bench', 'dispatched', 'b', %s, 0, 'm', %s)"
             " RETURNING id",
             (size, agent),
         ).fetchone()[0]
@@ -62,6 +60,33 @@ def _populate(url: str, size: int) -> float:
             " %s::timestamptz + (g %% 36000) * interval '1 second'"
             " FROM generate_series(1, %s) AS g",
             (batch, f"{DAY} 06:00:00+00", f"{DAY} 06:00:00+00", size),
+        )
+        # each line's hold and its post, as dispatch and the worker leave them: matching
+        # judges a statement line against the ledger; the float is funded by as much, so
+        # it ends at zero like the operator's closing balance
+        accounts = dict(
+            conn.execute(
+                "INSERT INTO ledger_accounts (code, kind) VALUES ('agripme:budget:2026a',"
+                " 'liability'), ('float:tmoney', 'asset'), ('bench:treasury', 'equity')"
+                " RETURNING code, id"
+            ).fetchall()
+        )
+        budget, float_, treasury = (
+            accounts[c] for c in ("agripme:budget:2026a", "float:tmoney", "bench:treasury")
+        )
+        for kind, suffix, resolves in (("pending", "", None), ("post", ":post", "payout:")):
+            conn.execute(
+                "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount,"
+                " kind, pending_id) SELECT 'payout:' || g || %s, %s, %s,"
+                " (ARRAY[4000, 8000, 12000])[1 + g %% 3], %s, %s || g"
+                " FROM generate_series(1, %s) AS g",
+                (suffix, budget, float_, kind, resolves, size),
+            )
+        conn.execute(
+            "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, kind)"
+            " SELECT 'bench:fund', %s, %s, sum((ARRAY[4000, 8000, 12000])[1 + g %% 3]), 'single'"
+            " FROM generate_series(1, %s) AS g",
+            (float_, treasury, size),
         )
         conn.commit()
     return elapsed()

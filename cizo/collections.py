@@ -2,10 +2,15 @@
 payments to a kit's merchant reference (the serial) seen in callbacks, and operator
 statements. Callbacks are hints; a payment counts only once a status query (or the
 operator's own statement) confirms it, and the unique operator reference counts it once.
+
+A push and a statement counted by hand are an agent's signed requests, checked here.
+Everything else (callbacks, `sika cizo collections check`) runs as the server, with no
+agent: it counts only what the operator itself confirms when asked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -27,13 +32,15 @@ from cizo.models import (
     PaymentSource,
     PaymentStatus,
 )
-from core.agents import record
+from core.authority import SignedRequest, authorize
+from core.bounds import MAX_AMOUNT, check_amount
 from core.crypto import PiiKeys, load_keys
 from core.db import get_sessionmaker, run_in_transaction
 from core.errors import ValidationError
 from core.logging import get_logger
-from core.models import Agent
+from core.models import Role
 from core.settings import Settings, load_settings
+from providers import hints
 from providers import registry as providers
 from providers.base import (
     CallbackEvent,
@@ -49,6 +56,8 @@ from providers.receiver import register_callback_handler
 log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
+# who may count payments from an operator's statement: it moves money on a file's word
+STATEMENT_ROLES = (Role.MAKER, Role.AUDITOR)
 _STATUS = {
     Outcome.PENDING: CollectionStatus.PENDING,
     Outcome.UNKNOWN: CollectionStatus.UNKNOWN,
@@ -146,19 +155,26 @@ def start_collection(
     factory: sessionmaker[Session],
     settings: Settings,
     keys: PiiKeys,
+    request: SignedRequest,
     *,
     serial: str,
     amount: int,
-    agent: Agent,
 ) -> Collection:
-    """Ask the household, by USSD push, to pay `amount` for its kit; returns the row.
+    """`sika cizo collect` (maker): ask the household, by USSD push, to pay `amount` for
+    its kit; returns the row.
 
-    The row is committed before the operator is called, so a crash after the push still
-    leaves Sika a reference to query.
+    The row is committed with the request's audit entry before the operator is called, so
+    a crash after the push still leaves Sika a reference to query.
     """
-    if amount <= 0:
-        raise ValidationError("--amount must be a positive number of francs")
+    check_amount(amount, "--amount")
     with factory() as session, session.begin():
+        agent = authorize(
+            session,
+            request,
+            command="cizo.collect",
+            arguments={"serial": serial, "amount": amount},
+            roles=registry.FIELD_ROLES,
+        )
         kit = registry.get_kit(session, serial)
         if kit.status == KitStatus.UNLOCKED:
             raise ValidationError(f"kit {kit.serial} is paid off: there is nothing to collect")
@@ -172,17 +188,6 @@ def start_collection(
         )
         session.add(collection)
         session.flush()
-        record(
-            session,
-            agent,
-            "cizo.collect",
-            {
-                "kit_id": kit.id,
-                "serial": kit.serial,
-                "amount": amount,
-                "reference": collection.reference,
-            },
-        )
         msisdn = registry.kit_msisdn(kit, keys)
         serial = kit.serial
     adapter = _adapter(collection.provider, settings)
@@ -350,10 +355,10 @@ def note_merchant_payment(
 ) -> Outcomes:
     """Keep a callback's hint of a payment to a kit's serial, and count it at once if the
     operator, asked by its own reference, confirms it; otherwise the statement will."""
-    if event.outcome is not Outcome.SUCCEEDED or not event.operator_reference:
+    if not _worth_a_query(event):
         return Outcomes()
-    if not event.amount or event.amount <= 0:
-        return Outcomes()
+    assert event.operator_reference is not None
+    assert event.amount is not None
     return confirm_merchant_payment(
         factory,
         settings,
@@ -364,6 +369,16 @@ def note_merchant_payment(
         amount=event.amount,
         callback_id=callback_id,
         now=now,
+    )
+
+
+def _worth_a_query(event: CallbackEvent) -> bool:
+    """Whether a callback about a kit's serial says enough to ask the operator about it."""
+    return (
+        event.outcome is Outcome.SUCCEEDED
+        and bool(event.operator_reference)
+        and event.amount is not None
+        and 0 < event.amount <= MAX_AMOUNT
     )
 
 
@@ -493,23 +508,41 @@ def check_merchant_payments(
     return total
 
 
+def statement_digest(data: bytes) -> str:
+    """The statement as a signed request names it: the SHA-256 of its bytes (hex)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def confirm_statement(
     factory: sessionmaker[Session],
     settings: Settings,
     keys: PiiKeys,
+    request: SignedRequest,
     *,
     provider: str,
     data: bytes,
-    agent: Agent | None,
     now: Clock = payments.utcnow,
 ) -> Outcomes:
-    """Count every successful collection an operator statement lists for CIZO.
+    """`sika cizo payments confirm` (maker or auditor): count every successful collection
+    an operator statement lists for CIZO.
 
     The statement is the operator's own record, so it confirms merchant payments whose
     callback was only a hint (or never arrived) and pushes whose status stayed unknown.
-    Lines already counted are skipped: the operator reference is unique.
+    Lines already counted are skipped: the operator reference is unique. The request, which
+    names the statement by its digest, is recorded once the file reads clean; each line is
+    then counted in a transaction of its own, so a run cut short is finished by running it
+    again.
     """
+    # read whole before anything is recorded: a malformed statement is refused unspent
     lines = providers.adapter_class(provider).parse_statement(data)
+    with factory() as session, session.begin():
+        authorize(
+            session,
+            request,
+            command="cizo.payments.confirm",
+            arguments={"provider": provider, "statement_sha256": statement_digest(data)},
+            roles=STATEMENT_ROLES,
+        )
     outcomes = Outcomes()
     notices: list[payments.Notice] = []
     for line in lines:
@@ -556,13 +589,13 @@ def confirm_statement(
             outcomes.confirmed.append(line.operator_reference)
 
         run_in_transaction(factory, count)
-    with factory() as session, session.begin():
-        record(
-            session,
-            agent,
-            "cizo.statement.confirm",
-            {"provider": provider, "lines": len(lines), "confirmed": len(outcomes.confirmed)},
-        )
+    log.info(
+        "cizo.statement.confirmed",
+        provider=provider,
+        lines=len(lines),
+        confirmed=len(outcomes.confirmed),
+        agent=request.agent,
+    )
     outcomes.sms = payments.send_notices(settings, notices)
     return outcomes
 
@@ -582,25 +615,36 @@ def handle_callback(
     factory = factory or get_sessionmaker()
     settings = settings or load_settings()
     keys = keys or load_keys(settings)
-    with factory() as session:
-        is_push = (
-            session.scalar(
-                select(Collection.id).where(Collection.reference == event.sika_reference)
-            )
-            is not None
+    with factory() as session, session.begin():
+        push = session.scalar(
+            select(Collection.id).where(Collection.reference == event.sika_reference)
         )
-        is_kit = not is_push and registry.find_kit(session, event.sika_reference) is not None
+        kit = None if push is not None else registry.find_kit(session, event.sika_reference)
+        if kit is not None and not _worth_a_query(event):
+            return  # nothing to ask the operator, so nothing to spend the interval on
+        if push is not None:
+            subject = f"cizo_collection:{push}"
+        elif kit is not None:
+            subject = f"cizo_kit:{kit.id}"
+        else:
+            return  # not CIZO's
+        # each hint below costs a query to the operator: one a push or kit per interval,
+        # however many callbacks (forged ones included) name it
+        claimed = bool(hints.claim(session, [subject], settings.callback_query_interval))
     bound = log.bind(
         provider=event.provider, reference=event.sika_reference, callback_id=callback_id
     )
-    if is_push:
+    if not claimed:
+        # a push is still queried by `check_open_collections`, a payment counted from
+        # the statement: a coalesced hint is only a query that comes later
+        bound.info("cizo.callback.coalesced")
+        return
+    if push is not None:
         outcomes = confirm_collection(
             factory, settings, keys, event.sika_reference, callback_id=callback_id
         )
-    elif is_kit:
-        outcomes = note_merchant_payment(factory, settings, keys, event, callback_id=callback_id)
     else:
-        return
+        outcomes = note_merchant_payment(factory, settings, keys, event, callback_id=callback_id)
     bound.info("cizo.callback.handled", **{k: len(v) for k, v in outcomes.as_dict().items()})
 
 

@@ -1,22 +1,29 @@
-"""`sika cizo`: solar companies, plans, kits, collections, tokens and settlements."""
+"""`sika cizo`: solar companies, plans, kits, collections, tokens and settlements.
+
+Each command that changes something signs a request with the acting agent's own key
+(`--agent` or SIKA_AGENT) and hands it to a service function, which checks it: a maker
+registers and collects, the treasurer funds and sets the chèque solaire, a maker or an
+auditor counts a statement. `collections check` asks the operators only and runs as the
+server, with no agent, as `sika serve` does for each callback.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
 from cizo import collections, payments, registry, settlement
 from cizo.models import CollectionStatus
-from core import agents, console
+from core import console
+from core.authority import signed_by
 from core.crypto import load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.errors import ValidationError
-from core.models import Role
 from core.settings import load_settings
-from ledger.api import get_transfer
+from payouts import commands as payout_commands
 from payouts.funds import top_up_sandbox
-from providers.msisdn import Operator
 
 app = typer.Typer(
     help="CIZO: pay-as-you-go solar kits and the chèque solaire.", no_args_is_help=True
@@ -38,10 +45,13 @@ app.add_typer(payments_app, name="payments")
 app.add_typer(subsidy_app, name="subsidy")
 app.add_typer(programme_app, name="programme")
 
-_AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
+_AGENT = typer.Option(
+    None,
+    "--agent",
+    envvar="SIKA_AGENT",
+    help="Acting agent; the request is signed with their key (SIKA_KEYS_DIR or SIKA_AGENT_KEY).",
+)
 _JSON = typer.Option(False, "--json", help="Print JSON.")
-# who may register what households pay for, and start a push
-_WRITERS = (Role.MAKER, Role.ADMIN)
 
 
 @company_app.command("add")
@@ -55,13 +65,12 @@ def company_add(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Approve a solar company for CIZO."""
+    """Approve a solar company for CIZO (maker)."""
     keys = load_keys(load_settings())
+    fields = {"code": code, "name": name, "msisdn": msisdn, "operator": operator}
+    request = signed_by(agent, "cizo.company.add", registry.company_arguments(keys, **fields))
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, *_WRITERS)
-        company = registry.add_company(
-            session, acting, keys, code=code, name=name, msisdn=msisdn, operator=operator
-        )
+        company = registry.add_company(session, request, keys, **fields)
         view = registry.company_view(session, company, keys)
     console.emit(view, as_json, "company")
 
@@ -85,18 +94,17 @@ def plan_add(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Add a PAYG plan of a company."""
+    """Add a PAYG plan of a company (maker)."""
+    fields = {
+        "code": code,
+        "company": company,
+        "deposit": deposit,
+        "per_day": per_day,
+        "term_days": term_days,
+    }
+    request = signed_by(agent, "cizo.plan.add", fields)
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, *_WRITERS)
-        plan = registry.add_plan(
-            session,
-            acting,
-            code=code,
-            company=company,
-            deposit=deposit,
-            per_day=per_day,
-            term_days=term_days,
-        )
+        plan = registry.add_plan(session, request, **fields)
         view = registry.plan_view(plan)
     console.emit(view, as_json, "plan")
 
@@ -122,23 +130,21 @@ def kit_register(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Register a kit sold to a household; its secrets are encrypted at rest."""
+    """Register a kit sold to a household (maker); its secrets are encrypted at rest."""
     keys = load_keys(load_settings())
+    fields = {
+        "household": household,
+        "msisdn": msisdn,
+        "company": company,
+        "plan": plan,
+        "serial": serial,
+        "opaygo_key": opaygo_key,
+        "starting_code": starting_code,
+        "operator": operator,
+    }
+    request = signed_by(agent, "cizo.kit.register", registry.kit_arguments(keys, **fields))
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, *_WRITERS)
-        kit = registry.register_kit(
-            session,
-            acting,
-            keys,
-            household=household,
-            msisdn=msisdn,
-            company=company,
-            plan=plan,
-            serial=serial,
-            opaygo_key=opaygo_key,
-            starting_code=starting_code,
-            operator=operator,
-        )
+        kit = registry.register_kit(session, request, keys, **fields)
         view = registry.kit_details(session, kit, keys)
     console.emit(view, as_json, "kit")
 
@@ -163,14 +169,13 @@ def kit_correct(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Issue a SET_TIME token (a correction): no money moves."""
+    """Issue a SET_TIME token (a correction, maker): no money moves."""
     settings = load_settings()
     keys = load_keys(settings)
+    request = signed_by(agent, "cizo.kit.correct", {"serial": serial, "days": days})
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, *_WRITERS)
-        kit = registry.get_kit(session, serial, lock=True)
         token, notice = payments.correct_kit(
-            session, kit, acting, keys, days=days, now=payments.utcnow()
+            session, request, keys, serial=serial, days=days, now=payments.utcnow()
         )
         view = registry.token_view(token)
     view["sms"] = payments.send_notices(settings, [notice])
@@ -181,17 +186,15 @@ def kit_correct(
 def token_resend(
     serial: str = typer.Argument(...), agent: str | None = _AGENT, as_json: bool = _JSON
 ) -> None:
-    """Send the kit's last token again by SMS, without using a new count."""
+    """Send the kit's last token again by SMS, without using a new count (maker)."""
     settings = load_settings()
     keys = load_keys(settings)
+    request = signed_by(agent, "cizo.token.resend", {"serial": serial})
     with unit_of_work() as session:
-        acting = agents.resolve_agent(session, agent) if agent or settings.agent else None
-        kit = registry.get_kit(session, serial)
-        notice = payments.last_token_notice(session, kit, keys, now=payments.utcnow())
-        agents.record(
-            session, acting, "cizo.token.resend", {"kit_id": kit.id, "serial": kit.serial}
+        token, notice = payments.resend_token(
+            session, request, keys, serial=serial, now=payments.utcnow()
         )
-        last = registry.token_view(registry.kit_tokens(session, kit)[-1])
+        last = registry.token_view(token)
     last["sms"] = payments.send_notices(settings, [notice])
     console.emit(last, as_json, "token")
 
@@ -204,14 +207,15 @@ def collect(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Ask the household to pay by USSD push; it counts once the operator confirms it."""
+    """Ask the household to pay by USSD push (maker).
+
+    It counts once the operator confirms it."""
     settings = load_settings()
     keys = load_keys(settings)
+    request = signed_by(agent, "cizo.collect", {"serial": serial, "amount": amount})
     factory = get_sessionmaker()
-    with unit_of_work() as session:
-        acting = agents.require_role(session, agent, *_WRITERS)
     started = collections.start_collection(
-        factory, settings, keys, serial=serial, amount=amount, agent=acting
+        factory, settings, keys, request, serial=serial, amount=amount
     )
     if started.status == CollectionStatus.FAILED:
         raise ValidationError(
@@ -243,8 +247,11 @@ def collect(
 
 @collections_app.command("check")
 def collections_check(as_json: bool = _JSON) -> None:
-    """Query the operators about every push not yet final and every merchant payment not
-    yet confirmed (a cron job, or after callbacks were lost)."""
+    """Ask the operators again about pushes and merchant payments not yet final.
+
+    A cron job, or after callbacks were lost. It runs as the server, with no agent: a
+    payment counts only when the operator confirms it to Sika's own query, exactly as when
+    a callback arrives."""
     settings = load_settings()
     keys = load_keys(settings)
     factory = get_sessionmaker()
@@ -263,17 +270,22 @@ def payments_confirm(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Count the CIZO payments an operator statement lists as successful."""
+    """Count the CIZO payments an operator statement lists as successful (maker or auditor).
+
+    The request names the statement by its SHA-256."""
     settings = load_settings()
     keys = load_keys(settings)
-    with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.MAKER, Role.AUDITOR, Role.ADMIN)
     try:
         data = statement.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read --statement {statement}: {exc.strerror}") from None
+    request = signed_by(
+        agent,
+        "cizo.payments.confirm",
+        {"provider": provider, "statement_sha256": collections.statement_digest(data)},
+    )
     outcome = collections.confirm_statement(
-        get_sessionmaker(), settings, keys, provider=provider, data=data, agent=acting
+        get_sessionmaker(), settings, keys, request, provider=provider, data=data
     )
     console.emit(outcome.as_dict(), as_json, "statement")
 
@@ -287,23 +299,19 @@ def subsidy_fund(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Book the year's chèque solaire allocation (admin); repeating a reference replays.
+    """Book the year's chèque solaire allocation (treasurer).
 
-    In the sandbox the money is also placed in the operator's float there, as the Treasury
-    would place it at the real operator, so the two floats keep agreeing."""
+    Repeating a reference replays. In the sandbox the money is also placed in the
+    operator's float there, as the Treasury would place it at the real operator, so the two
+    floats keep agreeing."""
     settings = load_settings()
+    # before anything, the operator's float above all
+    registry.check_funding(year=year, amount=amount, operator=operator, reference=reference)
+    fields = {"year": year, "amount": amount, "operator": operator, "reference": reference}
+    request = signed_by(agent, "cizo.subsidy.fund", fields)
+    top_up = partial(top_up_sandbox, settings.sandbox_url) if settings.sandbox_url else None
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.ADMIN)
-        replay = get_transfer(session, registry.subsidy_funding_id(year, reference)) is not None
-        if settings.sandbox_url and not replay:
-            try:
-                float_operator = Operator(operator).value
-            except ValueError:
-                raise ValidationError("--operator must be flooz or tmoney") from None
-            top_up_sandbox(settings.sandbox_url, float_operator, amount)
-        result = registry.fund_subsidy(
-            session, acting, year=year, amount=amount, operator=operator, reference=reference
-        )
+        result = registry.fund_subsidy(session, request, top_up=top_up, **fields)
     console.emit(result, as_json, "subsidy")
 
 
@@ -323,10 +331,13 @@ def programme_set(
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Change the monthly cap or its duration (admin)."""
+    """Change the monthly cap or its duration (treasurer).
+
+    They are the chèque solaire's money rules, so they are the treasurer's, not an admin's."""
+    fields = {"monthly_amount": monthly_amount, "months": months}
+    request = signed_by(agent, "cizo.programme.set", fields)
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.ADMIN)
-        row = registry.set_programme(session, acting, monthly_amount=monthly_amount, months=months)
+        row = registry.set_programme(session, request, **fields)
         view = {"monthly_amount": row.monthly_subsidy_amount, "months": row.subsidy_months}
     console.emit(view, as_json, "programme")
 
@@ -339,16 +350,18 @@ def settle(
 ) -> None:
     """Build and sign a payout batch paying the company what it is owed (maker)."""
     keys = load_keys(load_settings())
+    request = signed_by(agent, "cizo.settle", {"company": company})
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.MAKER)
-        batch = settlement.settle(session, company, acting, keys)
+        batch = settlement.settle(session, request, company, keys)
+        # the maker's signature on the batch's manifest, in the same transaction
+        payout_commands.submit(session, batch, request.agent)
         view = {
             "batch_id": batch.id,
             "scope": batch.scope,
             "debit_account": batch.debit_account,
             "total": batch.total,
             "status": batch.status,
-            "maker": acting.name,
+            "maker": request.agent,
         }
     console.emit(view, as_json, "settlement")
     console.err.print(f"a different approver now runs: sika cizo batch approve {view['batch_id']}")

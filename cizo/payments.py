@@ -1,5 +1,6 @@
 """Counting a confirmed payment: the ledger transfers, the chèque solaire, the days of
-credit and the OpenPAYGO tokens they buy; corrections; and the token SMS.
+credit and the OpenPAYGO tokens they buy; corrections and resent tokens (each a maker's
+signed request); and the token SMS.
 
 Money flows (ids derived from the operator's reference, so a replay answers `exists`):
   payment P     debit float:<op>            credit cizo:household:<kit>   applied part
@@ -28,11 +29,10 @@ from cizo.models import (
     TokenKind,
 )
 from cizo.rules import month_bounds, split_payment
-from core.agents import record
+from core.authority import SignedRequest, authorize
 from core.crypto import PiiKeys
 from core.errors import ValidationError
 from core.logging import get_logger
-from core.models import Agent
 from core.settings import Settings
 from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Limit, Transfer
@@ -201,32 +201,52 @@ def _book(
 
 
 def correct_kit(
-    session: Session, kit: Kit, agent: Agent, keys: PiiKeys, *, days: int, now: datetime
+    session: Session,
+    request: SignedRequest,
+    keys: PiiKeys,
+    *,
+    serial: str,
+    days: int,
+    now: datetime,
 ) -> tuple[Token, Notice]:
-    """Issue a SET_TIME token: the device's credit becomes exactly `days` from now.
+    """`sika cizo kit correct` (maker): a SET_TIME token, so the device's credit becomes
+    exactly `days` from now.
 
     A correction moves no money and does not change the days the household has paid for.
     """
     tokens.check_days(days)
+    authorize(
+        session,
+        request,
+        command="cizo.kit.correct",
+        arguments={"serial": serial, "days": days},
+        roles=registry.FIELD_ROLES,
+    )
+    kit = registry.get_kit(session, serial, lock=True)
     if kit.status == KitStatus.UNLOCKED:
         raise ValidationError(f"kit {kit.serial} is paid off and unlocked: nothing to correct")
     key, starting_code = registry.kit_secrets(kit, keys)
     issued = tokens.issue(key, starting_code, kit.token_count, TokenKind.SET_TIME, days)
     [row] = _store_tokens(session, kit, [issued], None)
     kit.expires_at = now + timedelta(days=days)
-    record(
-        session,
-        agent,
-        "cizo.kit.correct",
-        {"kit_id": kit.id, "serial": kit.serial, "days": days, "count": issued.count},
-    )
     message = f"CIZO kit {kit.serial} : {tokens.token_line(issued)}"
     notice = Notice(registry.kit_msisdn(kit, keys), message, f"cizo.t.{kit.id}.{issued.count}")
     return row, notice
 
 
-def last_token_notice(session: Session, kit: Kit, keys: PiiKeys, *, now: datetime) -> Notice:
-    """The SMS carrying the kit's last token again, with no new count used."""
+def resend_token(
+    session: Session, request: SignedRequest, keys: PiiKeys, *, serial: str, now: datetime
+) -> tuple[Token, Notice]:
+    """`sika cizo token resend` (maker): the kit's last token and the SMS carrying it
+    again, with no new count used."""
+    authorize(
+        session,
+        request,
+        command="cizo.token.resend",
+        arguments={"serial": serial},
+        roles=registry.FIELD_ROLES,
+    )
+    kit = registry.get_kit(session, serial)
     rows = registry.kit_tokens(session, kit)
     if not rows:
         raise ValidationError(f"kit {kit.serial} has no token yet: nothing to resend")
@@ -235,7 +255,7 @@ def last_token_notice(session: Session, kit: Kit, keys: PiiKeys, *, now: datetim
     message = f"CIZO kit {kit.serial} : {tokens.token_line(issued)}"
     # a new SMS reference: a gateway may drop a message that repeats an earlier reference
     reference = f"cizo.t.{kit.id}.{last.count}.r{int(now.timestamp())}"
-    return Notice(registry.kit_msisdn(kit, keys), message, reference)
+    return last, Notice(registry.kit_msisdn(kit, keys), message, reference)
 
 
 def send_notices(settings: Settings, notices: list[Notice]) -> list[dict[str, Any]]:

@@ -1,6 +1,11 @@
 """CIZO's registry: the programme settings, solar companies, plans and kits, their ledger
 accounts, and the views `sika cizo ... show` and `report` print.
 
+Each change is a signed request checked here (`core.authority.authorize`): a maker
+registers companies, plans and kits; the chèque solaire's rules and funding are the
+treasurer's. Phone numbers, names and kit secrets travel in a request as one keyed digest
+(`personal_digest`), since the audit log keeps a request's arguments readable.
+
 Ledger accounts (docs/architecture.md#chart-of-accounts): `cizo:household:<kit>` (asset,
 what the household owes), `cizo:unearned:<company>` (liability, kits sold but not yet
 paid), `cizo:company:<company>` (liability, owed to the company), `cizo:subsidy:<year>`
@@ -11,7 +16,7 @@ price), `float:<operator>` (asset).
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,16 +41,18 @@ from cizo.models import (
     Token,
 )
 from cizo.rules import PlanTerms
-from core.agents import record
+from core.audit import canonical_json
+from core.authority import SignedRequest, authorize
+from core.bounds import MAX_AMOUNT, check_amount, check_count, clean_text
 from core.crypto import PiiKeys
 from core.errors import LedgerError, NotFoundError, ValidationError
-from core.models import Agent
+from core.models import Role
 from ledger import api as ledger
-from ledger.types import AccountKind, AccountSpec, Limit, Transfer
+from ledger.types import AccountKind, AccountSpec, Limit, Transfer, check_transfer_id
 from providers.msisdn import Operator, mask, normalise, route
 
-# the chèque solaire as announced in March 2019 (docs/architecture.md#cizo); an admin
-# may change both
+# the chèque solaire as announced in March 2019 (docs/architecture.md#cizo); the
+# treasurer may change both
 DEFAULT_MONTHLY_SUBSIDY = 2_000
 DEFAULT_SUBSIDY_MONTHS = 36
 INITIAL_TOKEN_COUNT = 1
@@ -53,6 +60,23 @@ REFUNDS_ACCOUNT = "cizo:refunds"
 _CODE = re.compile(CODE_PATTERN)
 _SERIAL = re.compile(SERIAL_PATTERN)
 _MAX_NAME = 200
+# add_months must stay within the calendar, and the columns within INTEGER: a century
+MAX_MONTHS = 1_200
+MAX_TERM_DAYS = 36_500
+# who registers what households pay for, and asks them to pay: the field office
+FIELD_ROLES = (Role.MAKER,)
+# the chèque solaire is money: its rules and its funding are the treasurer's
+TREASURY_ROLES = (Role.TREASURER,)
+
+
+def personal_digest(keys: PiiKeys, command: str, *values: str) -> str:
+    """Personal or secret fields as a signed request carries them: one keyed digest (hex).
+
+    The audit log keeps a request's arguments readable, so phone numbers, names and kit
+    secrets never travel in clear; the service recomputes the digest from the values it
+    acts on, so a field changed after signing no longer matches the signature.
+    """
+    return keys.blind_index.digest(canonical_json(list(values)).decode("utf-8"), command).hex()
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -117,30 +141,31 @@ def programme(session: Session) -> Programme:
 
 def set_programme(
     session: Session,
-    agent: Agent,
+    request: SignedRequest,
     *,
     monthly_amount: int | None = None,
     months: int | None = None,
 ) -> Programme:
-    """Change the monthly subsidy cap or its duration (admin; audit-logged)."""
+    """`sika cizo programme set`: change the monthly subsidy cap or its duration (treasurer)."""
+    if monthly_amount is not None:
+        check_amount(monthly_amount, "--monthly-amount", allow_zero=True)
+    if months is not None:
+        check_count(months, "--months", low=0, high=MAX_MONTHS)
+    authorize(
+        session,
+        request,
+        command="cizo.programme.set",
+        arguments={"monthly_amount": monthly_amount, "months": months},
+        roles=TREASURY_ROLES,
+    )
     row = session.get(Programme, 1, with_for_update=True)
     if row is None:
         raise NotFoundError("the CIZO programme settings are missing: run `sika db upgrade`")
     if monthly_amount is not None:
-        if monthly_amount < 0:
-            raise ValidationError("--monthly-amount must be 0 or more francs")
         row.monthly_subsidy_amount = monthly_amount
     if months is not None:
-        if months < 0:
-            raise ValidationError("--months must be 0 or more")
         row.subsidy_months = months
     row.updated_at = datetime.now(UTC)
-    record(
-        session,
-        agent,
-        "cizo.programme.set",
-        {"monthly_amount": row.monthly_subsidy_amount, "months": row.subsidy_months},
-    )
     session.flush()
     return row
 
@@ -150,38 +175,54 @@ def subsidy_funding_id(year: int, reference: str) -> str:
     return f"cizo.fund.{year}.{reference}"
 
 
-def fund_subsidy(
-    session: Session, agent: Agent, *, year: int, amount: int, operator: str, reference: str
-) -> dict[str, Any]:
-    """Book the Treasury's allocation for `year`, received into `float:<operator>`.
-
-    `reference` names the funding (its transfer id), so repeating it is a replay.
-    """
-    if amount <= 0:
-        raise ValidationError("--amount must be a positive number of francs")
+def check_funding(*, year: int, amount: int, operator: str, reference: str) -> None:
+    """Refuse a funding the ledger would refuse, before the money reaches the operator."""
+    check_amount(amount, "--amount")
     if not 2017 <= year <= 2100:
-        raise ValidationError("--year must be a year from 2017 (CIZO's launch) on")
+        raise ValidationError("--year must be a year from 2017 (CIZO's launch) to 2100")
+    try:
+        Operator(operator)
+    except ValueError:
+        raise ValidationError("--operator must be flooz or tmoney") from None
+    check_transfer_id(subsidy_funding_id(year, reference))
+
+
+def fund_subsidy(
+    session: Session,
+    request: SignedRequest,
+    *,
+    year: int,
+    amount: int,
+    operator: str,
+    reference: str,
+    top_up: Callable[[str, int], object] | None = None,
+) -> dict[str, Any]:
+    """`sika cizo subsidy fund`: book the Treasury's allocation for `year`, received into
+    `float:<operator>` (treasurer).
+
+    `reference` names the funding (its transfer id), so repeating it is a replay. `top_up`
+    (the sandbox's float, in a demo) is called once the request is accepted and only for
+    a funding not booked before, so the operator's float and the ledger's keep agreeing.
+    """
+    check_funding(year=year, amount=amount, operator=operator, reference=reference)
+    authorize(
+        session,
+        request,
+        command="cizo.subsidy.fund",
+        arguments={"year": year, "amount": amount, "operator": operator, "reference": reference},
+        roles=TREASURY_ROLES,
+    )
     operator = Operator(operator).value
+    transfer_id = subsidy_funding_id(year, reference)
+    if top_up is not None and ledger.get_transfer(session, transfer_id) is None:
+        top_up(operator, amount)
     ensure_float(session, operator)
     code = subsidy_account(year)
     ledger.create_accounts(session, [AccountSpec(code, AccountKind.LIABILITY, Limit.DEBITS)])
-    transfer_id = subsidy_funding_id(year, reference)
     outcome = ledger.create_transfer(
         session, Transfer.single(transfer_id, float_account(operator), code, amount)
     )
     check_ok([outcome], "subsidy funding")
-    record(
-        session,
-        agent,
-        "cizo.subsidy.fund",
-        {
-            "year": year,
-            "amount": amount,
-            "operator": operator,
-            "transfer": transfer_id,
-            "result": outcome.result.value,
-        },
-    )
     return {
         "year": year,
         "account": code,
@@ -211,17 +252,25 @@ def normalise_serial(serial: str) -> str:
 
 
 def _name(value: str, what: str) -> str:
-    cleaned = unicodedata.normalize("NFC", " ".join((value or "").split()))
-    if not cleaned:
-        raise ValidationError(f"{what} is empty")
-    if len(cleaned) > _MAX_NAME:
-        raise ValidationError(f"{what} is longer than {_MAX_NAME} characters")
-    return cleaned
+    return clean_text(value or "", what, max_chars=_MAX_NAME)
+
+
+def company_arguments(
+    keys: PiiKeys, *, code: str, name: str, msisdn: str, operator: str | None = None
+) -> dict[str, Any]:
+    """What `sika cizo company add` signs, and what `add_company` checks: the number as a
+    keyed digest of its normalised form."""
+    return {
+        "code": code,
+        "name": name,
+        "msisdn": personal_digest(keys, "cizo.company.add", normalise(msisdn)),
+        "operator": operator,
+    }
 
 
 def add_company(
     session: Session,
-    agent: Agent,
+    request: SignedRequest,
     keys: PiiKeys,
     *,
     code: str,
@@ -229,16 +278,21 @@ def add_company(
     msisdn: str,
     operator: str | None = None,
 ) -> Company:
-    """Register a solar company and open its ledger accounts."""
-    code = normalise_code(code, "the company code")
+    """`sika cizo company add`: register a solar company and open its ledger accounts
+    (maker): the number given is where its settlements will be paid."""
+    arguments = company_arguments(keys, code=code, name=name, msisdn=msisdn, operator=operator)
+    code, number = normalise_code(code, "the company code"), normalise(msisdn)
+    shown, routed = _name(name, "--name"), route(number, operator).value
+    agent = authorize(
+        session, request, command="cizo.company.add", arguments=arguments, roles=FIELD_ROLES
+    )
     if session.get(Company, code) is not None:
         raise ValidationError(f"a company with the code {code} already exists")
-    number = normalise(msisdn)
     company = Company(
         code=code,
-        name=_name(name, "--name"),
+        name=shown,
         msisdn_enc=keys.keyring.encrypt(number, COMPANY_MSISDN),
-        operator=route(number, operator).value,
+        operator=routed,
         created_by=agent.id,
     )
     session.add(company)
@@ -251,7 +305,6 @@ def add_company(
             AccountSpec(company_account(code), AccountKind.LIABILITY, Limit.DEBITS),
         ],
     )
-    record(session, agent, "cizo.company.add", {"code": code, "operator": company.operator})
     return company
 
 
@@ -285,7 +338,7 @@ def company_view(session: Session, company: Company, keys: PiiKeys) -> dict[str,
 
 def add_plan(
     session: Session,
-    agent: Agent,
+    request: SignedRequest,
     *,
     code: str,
     company: str,
@@ -293,15 +346,28 @@ def add_plan(
     per_day: int,
     term_days: int,
 ) -> Plan:
-    """Register a PAYG plan of a company."""
+    """`sika cizo plan add`: register a PAYG plan of a company (maker)."""
+    arguments = {
+        "code": code,
+        "company": company,
+        "deposit": deposit,
+        "per_day": per_day,
+        "term_days": term_days,
+    }
     code = normalise_code(code, "the plan code")
+    check_amount(deposit, "--deposit", allow_zero=True)
+    check_amount(per_day, "--per-day")
+    check_count(term_days, "--term-days", low=1, high=MAX_TERM_DAYS)
+    price = PlanTerms(deposit, per_day, term_days).price
+    if price > MAX_AMOUNT:
+        raise ValidationError(
+            f"the plan's price (--deposit + --per-day x --term-days) is {price:,} francs,"
+            f" more than {MAX_AMOUNT:,} (10^15)"
+        )
+    agent = authorize(
+        session, request, command="cizo.plan.add", arguments=arguments, roles=FIELD_ROLES
+    )
     owner = get_company(session, company)
-    if deposit < 0:
-        raise ValidationError("--deposit must be 0 or more francs")
-    if per_day <= 0:
-        raise ValidationError("--per-day must be a positive number of francs")
-    if term_days <= 0:
-        raise ValidationError("--term-days must be a positive number of days")
     if session.get(Plan, code) is not None:
         raise ValidationError(f"a plan with the code {code} already exists")
     plan = Plan(
@@ -314,18 +380,6 @@ def add_plan(
     )
     session.add(plan)
     session.flush()
-    record(
-        session,
-        agent,
-        "cizo.plan.add",
-        {
-            "code": code,
-            "company": owner.code,
-            "deposit": deposit,
-            "per_day": per_day,
-            "term_days": term_days,
-        },
-    )
     return plan
 
 
@@ -358,9 +412,34 @@ def terms_of(plan: Plan) -> PlanTerms:
 # --- kits ------------------------------------------------------------------------------------
 
 
+def kit_arguments(
+    keys: PiiKeys,
+    *,
+    household: str,
+    msisdn: str,
+    company: str,
+    plan: str,
+    serial: str,
+    opaygo_key: str,
+    starting_code: str,
+    operator: str | None = None,
+) -> dict[str, Any]:
+    """What `sika cizo kit register` signs, and what `register_kit` checks: the household's
+    name and number and the kit's OpenPAYGO secrets as one keyed digest."""
+    return {
+        "serial": serial,
+        "company": company,
+        "plan": plan,
+        "operator": operator,
+        "personal": personal_digest(
+            keys, "cizo.kit.register", household, normalise(msisdn), opaygo_key, starting_code
+        ),
+    }
+
+
 def register_kit(
     session: Session,
-    agent: Agent,
+    request: SignedRequest,
     keys: PiiKeys,
     *,
     household: str,
@@ -372,24 +451,40 @@ def register_kit(
     starting_code: str,
     operator: str | None = None,
 ) -> Kit:
-    """Register a kit sold to a household; the household now owes the plan's price."""
+    """`sika cizo kit register`: a kit sold to a household, which now owes the plan's
+    price (maker)."""
+    arguments = kit_arguments(
+        keys,
+        household=household,
+        msisdn=msisdn,
+        company=company,
+        plan=plan,
+        serial=serial,
+        opaygo_key=opaygo_key,
+        starting_code=starting_code,
+        operator=operator,
+    )
     serial = normalise_serial(serial)
     key = tokens.check_key(opaygo_key)
     code = tokens.check_starting_code(starting_code)
+    number = normalise(msisdn)
+    shown, routed = _name(household, "--household"), route(number, operator).value
+    agent = authorize(
+        session, request, command="cizo.kit.register", arguments=arguments, roles=FIELD_ROLES
+    )
     owner = get_company(session, company)
     chosen = get_plan(session, plan)
     if chosen.company != owner.code:
         raise ValidationError(f"--plan {chosen.code} belongs to {chosen.company}, not {owner.code}")
-    number = normalise(msisdn)
     ring = keys.keyring
     kit = Kit(
         serial=serial,
         company=owner.code,
         plan=chosen.code,
-        household_name_enc=ring.encrypt(_name(household, "--household"), HOUSEHOLD_NAME),
+        household_name_enc=ring.encrypt(shown, HOUSEHOLD_NAME),
         msisdn_enc=ring.encrypt(number, KIT_MSISDN),
         msisdn_bidx=keys.blind_index.digest(number, KIT_MSISDN),
-        operator=route(number, operator).value,
+        operator=routed,
         opaygo_key_enc=ring.encrypt(key, OPAYGO_KEY),
         starting_code_enc=ring.encrypt(code, STARTING_CODE),
         price_amount=terms_of(chosen).price,
@@ -424,18 +519,6 @@ def register_kit(
         ),
     )
     check_ok([outcome], "kit registration")
-    record(
-        session,
-        agent,
-        "cizo.kit.register",
-        {
-            "kit_id": kit.id,
-            "serial": serial,
-            "company": owner.code,
-            "plan": chosen.code,
-            "price": kit.price_amount,
-        },
-    )
     return kit
 
 

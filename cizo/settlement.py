@@ -1,5 +1,6 @@
-"""Paying solar companies what CIZO owes them, through the shared payout batches (maker
-signs here; a different approver approves and dispatches with `sika cizo batch ...`).
+"""Paying solar companies what CIZO owes them, through the shared payout batches (a
+maker's signed request here; a different approver approves and dispatches with
+`sika cizo batch ...`).
 
 Each settlement is its own scope `cizo:settle:<company>:<n>`; the batch's single line
 debits `cizo:company:<company>`, whose DEBITS limit makes overpaying impossible.
@@ -11,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cizo import registry
-from core.agents import record
+from core.authority import SignedRequest, authorize
 from core.crypto import PiiKeys
 from core.errors import ValidationError
-from core.models import Agent
+from core.models import Role
 from payouts.batches import LineSpec, create_batch
 from payouts.models import LineStatus, PayoutBatch, PayoutLine
 
@@ -44,8 +45,18 @@ def settleable(session: Session, company: str) -> int:
     return registry.available(session, registry.company_account(company)) - int(unreserved or 0)
 
 
-def settle(session: Session, company_code: str, maker: Agent, keys: PiiKeys) -> PayoutBatch:
-    """A payout batch paying the company everything it is owed, signed by `maker`."""
+def settle(
+    session: Session, request: SignedRequest, company_code: str, keys: PiiKeys
+) -> PayoutBatch:
+    """`sika cizo settle` (maker): a payout batch paying the company everything it is
+    owed, made by the agent who signed `request`."""
+    maker = authorize(
+        session,
+        request,
+        command="cizo.settle",
+        arguments={"company": company_code},
+        roles=[Role.MAKER],
+    )
     company = registry.get_company(session, company_code, lock=True)
     amount = settleable(session, company.code)
     if amount <= 0:
@@ -81,11 +92,5 @@ def settle(session: Session, company_code: str, maker: Agent, keys: PiiKeys) -> 
         ],
         maker=maker,
         keys=keys,
-    )
-    record(
-        session,
-        maker,
-        "cizo.settle",
-        {"company": company.code, "batch_id": batch.id, "scope": scope, "amount": amount},
     )
     return batch

@@ -31,7 +31,6 @@ from core.audit import (
 from core.authority import (
     SignedRequest,
     authorize,
-    load_agent_key,
     normalise_name,
     parse_role,
 )
@@ -52,7 +51,6 @@ __all__ = [
     "AgentView",
     "ChainBreak",
     "add_agent",
-    "agent_private_key",
     "audit_entries",
     "bootstrap",
     "canonical_json",
@@ -64,12 +62,8 @@ __all__ = [
     "normalise_name",
     "parse_role",
     "record",
-    "require_role",
-    "resolve_agent",
     "revoke",
     "rotate_key",
-    "sign_as",
-    "verify_agent_signature",
     "verify_chain",
 ]
 
@@ -455,58 +449,6 @@ def _target(session: Session, name: str) -> Agent:
         raise ValidationError(f"agent {agent.name!r} is revoked: nothing about it changes any more")
     session.refresh(agent, ["grants", "keys"])
     return agent
-
-
-# --- until every programme command is a signed request ----------------------------------
-# These read `--agent NAME` as a name and check the role. Commands not yet rewired to
-# `authorize` still call them; each such call is a door a name alone opens.
-
-
-def resolve_agent(session: Session, name_or_none: str | None) -> Agent:
-    """The acting agent: `name_or_none`, else `SIKA_AGENT`; refused when neither is given
-    or the agent was revoked."""
-    name = name_or_none or load_settings().agent
-    if not name:
-        raise AuthorizationError("no acting agent: pass --agent NAME or set SIKA_AGENT")
-    agent = get_agent(session, name)
-    if agent.revoked:
-        raise AuthorizationError(f"agent {agent.name!r} was revoked and can no longer act")
-    return agent
-
-
-def require_role(session: Session, name: str | None, *roles: Role | str) -> Agent:
-    """The acting agent if it holds a grant in force of one of `roles`, else
-    `AuthorizationError` naming both."""
-    agent = resolve_agent(session, name)
-    allowed = [parse_role(r) for r in roles]
-    if not agent.roles & set(allowed):
-        held = ", ".join(r.value for r in Role if r in agent.roles) or "no role in force"
-        needed = " or ".join(r.value for r in allowed)
-        raise AuthorizationError(f"agent {agent.name!r} holds {held}; this needs {needed}")
-    return agent
-
-
-def agent_private_key(name: str) -> Ed25519PrivateKey:
-    """Agent `name`'s private key from this machine (SIKA_AGENT_KEY or SIKA_KEYS_DIR)."""
-    return load_agent_key(name)
-
-
-def sign_as(agent: Agent, data: bytes) -> str:
-    """Sign `data` with the agent's private key (base64), checking it is the key in force."""
-    key = agent_private_key(agent.name)
-    if signing.fingerprint(key) != agent.key_fingerprint:
-        raise AuthorizationError(
-            f"the private key found for agent {agent.name!r} is not the one registered for it"
-        )
-    return signing.sign(key, data)
-
-
-def verify_agent_signature(agent: Agent, data: bytes, signature: str) -> bool:
-    """True when `signature` is `data` signed with the agent's key in force (never for a
-    revoked agent)."""
-    if agent.revoked or not agent.public_key:
-        return False
-    return signing.verify(signing.load_public_key(agent.public_key), data, signature)
 
 
 def add_agent(

@@ -2,21 +2,31 @@
 
 Each command parses its arguments, calls one service function and prints the answer:
 data on stdout (JSON with --json), a refusal as one sentence on stderr and exit 1.
+
+Who may do what. A manual entry needs two people: `transfer`, `post` and `void` are a
+maker's signed proposals, which `approve` (or `reject`) by a different agent, an approver,
+decides (ledger.manual); `account create` is a maker's or the treasurer's. `expire` and
+`audit seal` sign nothing and may run from any process of the server (a cron job): expiry
+releases only holds whose timeout the database clock says has passed, and a seal moves
+nothing; it is signed with the ledger key, which only the server holds, and sealing a day
+twice changes nothing. Reading needs no agent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
 from core import console
+from core.authority import signed_by
 from core.db import get_sessionmaker, run_in_transaction, unit_of_work
 from core.errors import ValidationError
 from core.settings import load_settings
-from ledger import api, seals
-from ledger.types import AccountKind, Limit, Transfer, TransferOutcome
+from ledger import api, manual, seals
+from ledger.models import ProposalRow
+from ledger.types import AccountKind, Limit, ProposalKind, ProposalStatus, Result
 
 app = typer.Typer(help="Accounts, transfers, two-phase holds and balances.", no_args_is_help=True)
 audit_app = typer.Typer(
@@ -26,6 +36,12 @@ account_app = typer.Typer(help="Ledger accounts.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
+AGENT = typer.Option(
+    None,
+    "--agent",
+    envvar="SIKA_AGENT",
+    help="Acting agent; the request is signed with their key (SIKA_KEYS_DIR or SIKA_AGENT_KEY).",
+)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -49,12 +65,19 @@ def account_create(
     limit: Limit | None = typer.Option(
         None, "--limit", help="debits: debits may not exceed credits; credits: the reverse."
     ),
+    agent: str | None = AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Create an account (answers `exists` if it already exists as asked)."""
-    account, created = run_in_transaction(
-        get_sessionmaker(), lambda s: api.create_account(s, code, kind, limit)
+    """Create an account (maker or treasurer); `exists` if it already exists as asked."""
+    request = signed_by(
+        agent,
+        "ledger.account.create",
+        {"code": code, "kind": str(kind), "limit": str(limit) if limit is not None else None},
     )
+    with unit_of_work(get_sessionmaker()) as session:
+        account, created = manual.create_account(
+            session, request, code=code, kind=kind, limit=limit
+        )
     data = {
         "account": account.code,
         "kind": account.kind.value,
@@ -71,18 +94,37 @@ def account_create(
         )
 
 
-def _answer(outcome: TransferOutcome, as_json: bool, what: str) -> None:
+def _proposed(row: ProposalRow, as_json: bool) -> None:
+    data = {
+        "proposal": row.id,
+        "kind": row.kind,
+        "id": row.transfer_id,
+        "status": row.status,
+        "maker": row.agent,
+    }
     if as_json:
-        console.print_json(outcome.as_dict())
-    elif outcome.ok:
-        console.out.print(f"{outcome.result}: {what} {outcome.id}", markup=False)
-    if not outcome.ok:
-        _fail(f"{what} {outcome.id} refused ({outcome.result}): {outcome.result.sentence}.")
+        console.print_json(data)
+    else:
+        console.out.print(
+            f"proposed: {row.kind} {row.transfer_id} (proposal {row.id})", markup=False
+        )
+    console.err.print(
+        f"nothing moves until a different agent approves: sika ledger approve {row.id}",
+        markup=False,
+    )
+
+
+def _propose(kind: ProposalKind, agent: str | None, arguments: dict[str, Any]) -> ProposalRow:
+    # validated before anything is signed: a mistake costs no request
+    manual.transfer_of(kind, arguments)
+    request = signed_by(agent, f"ledger.{kind}", arguments)
+    with unit_of_work(get_sessionmaker()) as session:
+        return manual.propose(session, request, kind, arguments)
 
 
 @app.command("transfer")
 def transfer_command(
-    id: str = typer.Option(..., "--id", help="Your idempotency key, e.g. payout:123:reserve."),
+    id: str = typer.Option(..., "--id", help="Your idempotency key, e.g. correction:2026-11:1."),
     debit: str = typer.Option(..., "--debit", help="Account debited."),
     credit: str = typer.Option(..., "--credit", help="Account credited."),
     amount: int = typer.Option(..., "--amount", help="Francs (XOF), a positive integer."),
@@ -91,17 +133,22 @@ def transfer_command(
         0, "--timeout", help="With --pending: seconds after which the hold expires."
     ),
     code: int = typer.Option(0, "--code", help="Your reason code, 0-65535."),
+    agent: str | None = AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Move AMOUNT from the debit account to the credit account (or reserve it)."""
-    if timeout and not pending:
-        raise ValidationError("--timeout needs --pending")
-    request = (
-        Transfer.pending(id, debit, credit, amount, timeout=timeout, code=code)
-        if pending
-        else Transfer.single(id, debit, credit, amount, code=code)
+    """Propose moving or reserving AMOUNT from one account to another (maker).
+
+    Nothing moves until a different agent, an approver, runs `sika ledger approve`."""
+    arguments = manual.transfer_arguments(
+        id=id,
+        debit=debit,
+        credit=credit,
+        amount=amount,
+        pending=pending,
+        timeout=timeout,
+        code=code,
     )
-    _answer(api.transfer(get_sessionmaker(), request), as_json, "transfer")
+    _proposed(_propose(ProposalKind.TRANSFER, agent, arguments), as_json)
 
 
 @app.command("post")
@@ -109,27 +156,102 @@ def post_command(
     pending_id: str = typer.Argument(..., help="The pending transfer to post."),
     id: str | None = typer.Option(None, "--id", help="Defaults to PENDING_ID:post."),
     amount: int | None = typer.Option(None, "--amount", help="Post part of it (default all)."),
+    agent: str | None = AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Post a pending transfer, fully or partly (the rest is released)."""
-    request = Transfer.post(pending_id, amount=amount, id=id)
-    _answer(api.transfer(get_sessionmaker(), request), as_json, "post")
+    """Propose posting a pending transfer, fully or partly (maker).
+
+    Never a payout line's hold, which only the payout engine resolves."""
+    arguments = manual.post_arguments(pending_id=pending_id, id=id, amount=amount)
+    _proposed(_propose(ProposalKind.POST, agent, arguments), as_json)
 
 
 @app.command("void")
 def void_command(
     pending_id: str = typer.Argument(..., help="The pending transfer to void."),
     id: str | None = typer.Option(None, "--id", help="Defaults to PENDING_ID:void."),
+    agent: str | None = AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Void a pending transfer, releasing its reservation."""
-    request = Transfer.void(pending_id, id=id)
-    _answer(api.transfer(get_sessionmaker(), request), as_json, "void")
+    """Propose voiding a pending transfer, releasing its reservation (maker).
+
+    Never a payout line's hold, which only the payout engine resolves."""
+    arguments = manual.void_arguments(pending_id=pending_id, id=id)
+    _proposed(_propose(ProposalKind.VOID, agent, arguments), as_json)
+
+
+@app.command("approve")
+def approve_command(
+    proposal: int = typer.Argument(..., help="The proposal to execute."),
+    agent: str | None = AGENT,
+    as_json: bool = JSON,
+) -> None:
+    """Execute a manual entry another agent proposed (approver).
+
+    The request names the entry approved; exit 1 when the ledger refuses it."""
+    with unit_of_work(get_sessionmaker()) as session:
+        arguments = manual.approval_arguments(session, proposal)
+    request = signed_by(agent, "ledger.approve", arguments)
+    with unit_of_work(get_sessionmaker()) as session:
+        row = manual.approve(session, request, proposal)
+        data = {
+            "proposal": row.id,
+            "id": row.transfer_id,
+            "result": row.result,
+            "status": row.status,
+        }
+    result = Result(str(row.result))
+    if as_json:
+        console.print_json(data)
+    elif result.ok:
+        console.out.print(f"{result}: {row.kind} {row.transfer_id}", markup=False)
+    if not result.ok:
+        _fail(f"{row.kind} {row.transfer_id} refused ({result}): {result.sentence}.")
+
+
+@app.command("reject")
+def reject_command(
+    proposal: int = typer.Argument(..., help="The proposal to turn down."),
+    agent: str | None = AGENT,
+    as_json: bool = JSON,
+) -> None:
+    """Turn down a manual entry another agent proposed (approver); nothing moves."""
+    request = signed_by(agent, "ledger.reject", {"proposal_id": proposal})
+    with unit_of_work(get_sessionmaker()) as session:
+        row = manual.reject(session, request, proposal)
+        data = {"proposal": row.id, "id": row.transfer_id, "status": row.status}
+    console.emit(data, as_json, "proposal")
+
+
+@app.command("proposals")
+def proposals_command(
+    status: ProposalStatus | None = typer.Option(
+        ProposalStatus.PROPOSED, "--status", help="Only these (default: awaiting approval)."
+    ),
+    every: bool = typer.Option(False, "--all", help="Every proposal, whatever its status."),
+    as_json: bool = JSON,
+) -> None:
+    """Manual entries proposed, and what became of them."""
+    with unit_of_work(get_sessionmaker()) as session:
+        rows = [
+            manual.proposal_view(session, row)
+            for row in manual.proposals(session, None if every else status)
+        ]
+    if as_json:
+        console.print_json(rows)
+        return
+    console.print_rows(
+        rows,
+        ["proposal", "kind", "id", "transfer", "status", "result", "maker", "decided_by"],
+        "ledger proposals",
+    )
 
 
 @app.command("expire")
 def expire_command(as_json: bool = JSON) -> None:
-    """Release every pending transfer whose timeout has passed."""
+    """Release every pending transfer whose timeout has passed.
+
+    No agent: the database clock decides, so nobody can expire a hold early."""
     count = run_in_transaction(get_sessionmaker(), api.expire_pending)
     console.emit({"expired": count}, as_json, "expiry")
 
@@ -202,7 +324,9 @@ def seal_command(
     date: str | None = typer.Option(None, "--date", help="Day to seal (default: yesterday)."),
     as_json: bool = JSON,
 ) -> None:
-    """Seal one day's transfers into the signed hash chain."""
+    """Seal one day's transfers into the signed hash chain.
+
+    No agent: a seal moves nothing, and it is signed with the ledger key."""
     day = _date(date, "--date")
     key = seals.load_ledger_key(load_settings())
     seal = run_in_transaction(get_sessionmaker(), lambda s: seals.seal_day(s, key, day))

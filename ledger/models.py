@@ -1,15 +1,19 @@
-"""Ledger tables as SQLAlchemy models: accounts, transfers and daily seals.
+"""Ledger tables as SQLAlchemy models: accounts, transfers, daily seals and the proposals
+of manual entries.
 
 They mirror migrations/sql/ledger_001_tables.sql; the rules (triggers, CHECKs, the
-submit function) live in the SQL files, so these models are for reading.
+submit function) live in the SQL files, so the ledger's own models are for reading.
+Proposals are written by `ledger.manual`; ledger_006_proposals.sql keeps them final.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -21,9 +25,15 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
+from ledger.types import ProposalKind, ProposalStatus
+
+
+def _values(enum_type: type[ProposalKind] | type[ProposalStatus]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum_type)
 
 
 class AccountRow(Base):
@@ -97,3 +107,53 @@ class SealRow(Base):
     sealed_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class ProposalRow(Base):
+    """A manual ledger entry a maker signed, waiting for (or given) a different approver.
+
+    `command`, `arguments`, `agent`, `request_id`, `issued_at` and `signature` are the
+    maker's signed request, kept whole so the approval verifies it again; they never
+    change, and neither does a decision.
+    """
+
+    __tablename__ = "ledger_proposals"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_values(ProposalKind)})", name="kind_known"),
+        CheckConstraint(f"status IN ({_values(ProposalStatus)})", name="status_known"),
+        CheckConstraint("command = 'ledger.' || kind", name="command_of_kind"),
+        CheckConstraint("decided_by IS NULL OR decided_by <> proposed_by", name="four_eyes"),
+        CheckConstraint(
+            "(status = 'proposed') = (decided_by IS NULL)"
+            " AND (decided_by IS NULL) = (decided_at IS NULL)",
+            name="decision_whole",
+        ),
+        CheckConstraint(
+            "(status IN ('executed', 'refused')) = (result IS NOT NULL)", name="result_of_approval"
+        ),
+        UniqueConstraint("request_id", name="uq_ledger_proposals_request_id"),
+        # one open proposal a transfer: a second would only be answered `exists`
+        Index(
+            "ux_ledger_proposals_open",
+            "transfer_id",
+            unique=True,
+            postgresql_where=text("status = 'proposed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    # the id the ledger will write (`--id`, or the post's or void's derived id)
+    transfer_id: Mapped[str] = mapped_column(Text)
+    command: Mapped[str] = mapped_column(Text)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    agent: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    signature: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

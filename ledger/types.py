@@ -51,6 +51,23 @@ class TransferKind(enum.StrEnum):
     EXPIRE = "expire"  # written by the ledger when a pending transfer times out
 
 
+class ProposalKind(enum.StrEnum):
+    """What a manual entry proposes; its request's command is `ledger.<kind>`."""
+
+    TRANSFER = "transfer"  # a single or pending transfer
+    POST = "post"  # post a pending transfer
+    VOID = "void"  # void a pending transfer
+
+
+class ProposalStatus(enum.StrEnum):
+    """Where a manual entry stands; every status but `proposed` is final."""
+
+    PROPOSED = "proposed"  # a maker signed it; it awaits a different approver
+    EXECUTED = "executed"  # approved and in the ledger (created, or already there)
+    REFUSED = "refused"  # approved, and the ledger refused it (`result` says why)
+    REJECTED = "rejected"  # an approver turned it down; nothing moved
+
+
 class Result(enum.StrEnum):
     """Outcome of one submitted transfer, with TigerBeetle's names where they apply."""
 

@@ -1,8 +1,12 @@
-"""Building, signing, approving and reporting payout batches (the programme-neutral part).
+"""Building, submitting, approving, cancelling and reporting payout batches (the
+programme-neutral part).
 
 A programme hands over `LineSpec`s; the batch's manifest is a SHA-256 computed by the
-database over every line as stored, so dispatch can prove the lines it is about to pay
-are the ones the maker signed and the approver approved.
+database over every line as stored. Its maker submits it and a different agent approves
+it, each with a signed request naming the batch and its manifest
+(`<programme>.batch.submit` / `.approve`), kept whole with the batch; dispatch verifies
+both again against the manifest as the database recomputes it, so it can prove the lines
+it is about to pay are the ones the maker signed and the approver approved.
 
 Dispatch checks the whole batch once; a worker sends a chunk of lines minutes later and
 cannot afford the whole manifest again. So each line also carries `line_mac`, a keyed
@@ -22,17 +26,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.agents import canonical_json, sign_as, verify_agent_signature
+from core.audit import canonical_json
+from core.authority import SignedRequest, authorize, canonical_arguments, signature_valid
 from core.bounds import MAX_COUNTER, check_amount
 from core.crypto import DecryptionError, PiiKeys, load_keys
 from core.errors import AuthorizationError, NotFoundError, ValidationError
-from core.models import Agent
+from core.models import Agent, AgentGrant, GrantStatus, Role
 from core.settings import load_settings
-from payouts.models import LINE_MSISDN, BatchStatus, LineStatus, PayoutBatch, PayoutLine
+from payouts.models import (
+    CANCELLED_REASON,
+    LINE_MSISDN,
+    BatchRequest,
+    BatchStatus,
+    BatchStep,
+    LineStatus,
+    PayoutBatch,
+    PayoutLine,
+)
 from providers.msisdn import normalise
 
 _MANIFEST_DOMAIN = b"sika/payout-batch-manifest/v1\n"
@@ -184,10 +199,11 @@ def seal_unsealed_lines(session: Session, batch: PayoutBatch, keys: PiiKeys | No
 
 
 def get_batch(session: Session, batch_id: int, *, lock: bool = False) -> PayoutBatch:
-    """The batch, or `NotFoundError`; `lock` holds its row until the transaction ends."""
+    """The batch, or `NotFoundError`; `lock` holds its row until the transaction ends (and
+    reads it afresh: another transaction may have approved or cancelled it meanwhile)."""
     query = select(PayoutBatch).where(PayoutBatch.id == batch_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     batch = session.scalar(query)
     if batch is None:
         raise NotFoundError(f"no payout batch {batch_id}")
@@ -212,10 +228,6 @@ def compute_manifest(session: Session, batch: PayoutBatch) -> tuple[str, int, in
     return hashlib.sha256(_MANIFEST_DOMAIN + header).hexdigest(), int(row.lines), int(row.total)
 
 
-def _signed_bytes(manifest: str) -> bytes:
-    return _MANIFEST_DOMAIN + manifest.encode("ascii")
-
-
 def create_batch(
     session: Session,
     *,
@@ -228,7 +240,8 @@ def create_batch(
     maker: Agent,
     keys: PiiKeys,
 ) -> PayoutBatch:
-    """Write a batch and its lines, then sign its manifest as `maker`.
+    """Write a batch and its lines for `maker`, whom the programme's service authorised;
+    the maker then submits it (`submit_batch`), signing the manifest computed here.
 
     A payee with a live line in the same scope makes the whole batch refused (the unique
     index is the last word, so two makers racing cannot both include a payee).
@@ -254,7 +267,6 @@ def create_batch(
         total=total,
         manifest="",
         maker_id=maker.id,
-        maker_signature="",
     )
     session.add(batch)
     session.flush()
@@ -313,51 +325,250 @@ def create_batch(
         raise
     manifest, _, _ = compute_manifest(session, batch)
     batch.manifest = manifest
-    batch.maker_signature = sign_as(maker, _signed_bytes(manifest))
     session.flush()
     return batch
 
 
-def approve_batch(session: Session, batch_id: int, approver: Agent) -> PayoutBatch:
-    """Sign the batch's manifest as its approver: another agent than its maker."""
-    batch = get_batch(session, batch_id, lock=True)
-    if batch.status != BatchStatus.CREATED:
-        raise ValidationError(
-            f"batch {batch_id} is {batch.status}; only a created batch can be approved"
+def batch_command(programme: str, step: str) -> str:
+    """The command of a signed request acting on one of `programme`'s batches:
+    `agripme.batch.approve`, `cizo.batch.dispatch`."""
+    return f"{programme}.batch.{step}"
+
+
+def manifest_arguments(batch_id: int, manifest: str) -> dict[str, Any]:
+    """What the maker's submit and the approver's approve sign: the batch and its manifest."""
+    return {"batch_id": batch_id, "manifest_sha256": manifest}
+
+
+def batch_arguments(batch_id: int) -> dict[str, Any]:
+    """What a request acting on a batch as a whole signs (cancel, dispatch, retry)."""
+    return {"batch_id": batch_id}
+
+
+def _keep(
+    session: Session,
+    batch: PayoutBatch,
+    step: BatchStep,
+    agent: Agent,
+    request: SignedRequest,
+    accepted_at: datetime,
+) -> None:
+    session.add(
+        BatchRequest(
+            batch_id=batch.id,
+            step=step.value,
+            agent_id=agent.id,
+            command=request.command,
+            arguments=canonical_arguments(request.arguments),
+            agent=request.agent,
+            request_id=request.request_id,
+            issued_at=request.issued_at,
+            signature=request.signature,
+            accepted_at=accepted_at,
         )
-    if approver.id == batch.maker_id:
-        raise AuthorizationError(
-            f"agent {approver.name!r} made batch {batch_id} and cannot also approve it"
-        )
-    verify_manifest(session, batch, approved=False)
-    batch.approver_id = approver.id
-    batch.approver_signature = sign_as(approver, _signed_bytes(batch.manifest))
-    batch.approved_at = datetime.now(UTC)
-    batch.status = BatchStatus.APPROVED.value
+    )
     session.flush()
-    return batch
 
 
-def verify_manifest(session: Session, batch: PayoutBatch, *, approved: bool = True) -> None:
-    """Refuse unless the lines still hash to the signed manifest and the signatures hold."""
+def _stored(session: Session, batch: PayoutBatch, step: BatchStep) -> BatchRequest | None:
+    return session.scalar(
+        select(BatchRequest).where(BatchRequest.batch_id == batch.id, BatchRequest.step == step)
+    )
+
+
+def _check_lines(session: Session, batch: PayoutBatch) -> str:
+    """The manifest the database computes now, refused unless it is the batch's."""
     manifest, lines, total = compute_manifest(session, batch)
     if manifest != batch.manifest or lines != batch.lines or total != batch.total:
         raise AuthorizationError(
             f"batch {batch.id}'s lines changed after they were signed; refusing to pay it"
+            f" (`sika {batch.programme} batch cancel {batch.id}` releases its payees)"
         )
-    signed = _signed_bytes(batch.manifest)
-    maker = session.get(Agent, batch.maker_id)
-    if maker is None or not verify_agent_signature(maker, signed, batch.maker_signature):
-        raise AuthorizationError(f"batch {batch.id}'s maker signature does not verify")
+    return manifest
+
+
+def submit_batch(session: Session, request: SignedRequest, batch_id: int) -> PayoutBatch:
+    """The maker signs the manifest of the batch they built (`<programme>.batch.submit`);
+    the request is kept with the batch, for the approver and for dispatch to verify."""
+    batch = get_batch(session, batch_id, lock=True)
+    now = datetime.now(UTC)
+    maker = authorize(
+        session,
+        request,
+        command=batch_command(batch.programme, BatchStep.SUBMIT),
+        arguments=manifest_arguments(batch.id, batch.manifest),
+        roles=[Role.MAKER],
+        now=now,
+    )
+    if maker.id != batch.maker_id:
+        raise AuthorizationError(
+            f"agent {maker.name!r} did not build batch {batch_id}: only its maker submits it"
+        )
+    if batch.status != BatchStatus.CREATED:
+        raise ValidationError(
+            f"batch {batch_id} is {batch.status}; only a created batch can be submitted"
+        )
+    if _stored(session, batch, BatchStep.SUBMIT) is not None:
+        raise ValidationError(f"batch {batch_id} was already submitted")
+    _check_lines(session, batch)
+    _keep(session, batch, BatchStep.SUBMIT, maker, request, now)
+    return batch
+
+
+def approve_batch(session: Session, request: SignedRequest, batch_id: int) -> PayoutBatch:
+    """The approver signs the manifest (`<programme>.batch.approve`): an agent holding
+    approver, other than the batch's maker, once the maker's submit still verifies."""
+    batch = get_batch(session, batch_id, lock=True)
+    now = datetime.now(UTC)
+    approver = authorize(
+        session,
+        request,
+        command=batch_command(batch.programme, BatchStep.APPROVE),
+        arguments=manifest_arguments(batch.id, batch.manifest),
+        roles=[Role.APPROVER],
+        now=now,
+    )
+    if approver.id == batch.maker_id:
+        raise AuthorizationError(
+            f"agent {approver.name!r} made batch {batch_id} and cannot also approve it"
+        )
+    if batch.status != BatchStatus.CREATED:
+        raise ValidationError(
+            f"batch {batch_id} is {batch.status}; only a created batch can be approved"
+        )
+    verify_manifest(session, batch, approved=False)
+    batch.approver_id = approver.id
+    batch.approved_at = now
+    batch.status = BatchStatus.APPROVED.value
+    session.flush()
+    _keep(session, batch, BatchStep.APPROVE, approver, request, now)
+    return batch
+
+
+def cancel_batch(session: Session, request: SignedRequest, batch_id: int) -> PayoutBatch:
+    """Cancel a batch not yet dispatched (`<programme>.batch.cancel`), by its maker or an
+    approver: its lines fail as `cancelled`, never sent, and their payees are free for a
+    later batch. Nothing was reserved in the ledger before dispatch, so nothing is undone
+    there. The lines are not checked first: a tampered batch is cancelled this way."""
+    batch = get_batch(session, batch_id, lock=True)
+    now = datetime.now(UTC)
+    agent = authorize(
+        session,
+        request,
+        command=batch_command(batch.programme, BatchStep.CANCEL),
+        arguments=batch_arguments(batch.id),
+        roles=[Role.MAKER, Role.APPROVER],
+        now=now,
+    )
+    if agent.id != batch.maker_id and Role.APPROVER not in agent.roles:
+        raise AuthorizationError(
+            f"agent {agent.name!r} did not make batch {batch_id}: only its maker or an"
+            " approver cancels it"
+        )
+    if batch.status not in (BatchStatus.CREATED, BatchStatus.APPROVED):
+        raise ValidationError(
+            f"batch {batch_id} is {batch.status}; only a batch not yet dispatched can be cancelled"
+        )
+    # the batch first: the line rule lets a line fail as cancelled only in a cancelled batch
+    batch.status = BatchStatus.CANCELLED.value
+    batch.cancelled_at = now
+    session.flush()
+    session.execute(
+        text(
+            "UPDATE payout_lines SET status = 'failed', reason = :reason, retryable = false,"
+            " resolved_at = :now WHERE batch_id = :b AND status = 'created'"
+        ),
+        {"reason": CANCELLED_REASON, "now": now, "b": batch.id},
+    )
+    _keep(session, batch, BatchStep.CANCEL, agent, request, now)
+    return batch
+
+
+def _held(session: Session, agent_id: int, role: Role, at: datetime) -> bool:
+    """Whether the agent holds `role` now, in force since `at` or earlier."""
+    since = func.coalesce(AgentGrant.confirmed_at, AgentGrant.granted_at)
+    found = session.scalar(
+        select(AgentGrant.id)
+        .join(Agent, Agent.id == AgentGrant.agent_id)
+        .where(
+            AgentGrant.agent_id == agent_id,
+            AgentGrant.role == role,
+            AgentGrant.status == GrantStatus.ACTIVE,
+            since <= at,
+            Agent.revoked_at.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+_STEP_ROLE = {BatchStep.SUBMIT: Role.MAKER, BatchStep.APPROVE: Role.APPROVER}
+_STEP_DONE = {BatchStep.SUBMIT: "submitted", BatchStep.APPROVE: "approved"}
+
+
+def _verify_step(
+    session: Session, batch: PayoutBatch, step: BatchStep, manifest: str, agent_id: int | None
+) -> BatchRequest:
+    """The batch's stored `step` request, refused unless it is a request of `agent_id`
+    for this batch and `manifest`, signed with the key that agent held when it was
+    accepted, by an agent who held the step's role then and still does."""
+    stored = _stored(session, batch, step)
+    if stored is None:
+        if step is BatchStep.APPROVE:
+            raise AuthorizationError(f"batch {batch.id} has not been approved")
+        raise AuthorizationError(
+            f"batch {batch.id} has no signed submit request from its maker (built before"
+            f" batches kept them?): cancel it with `sika {batch.programme} batch cancel"
+            f" {batch.id}` and build it again"
+        )
+    done, role = _STEP_DONE[step], _STEP_ROLE[step]
+    named = session.scalar(select(Agent.name).where(Agent.id == stored.agent_id))
+    try:
+        request = SignedRequest(
+            command=stored.command,
+            arguments=stored.arguments,
+            agent=stored.agent,
+            request_id=stored.request_id,
+            issued_at=stored.issued_at,
+            signature=stored.signature,
+        )
+    except PydanticError:
+        request = None
+    if (
+        request is None
+        or stored.agent_id != agent_id
+        or named != request.agent
+        or request.command != batch_command(batch.programme, step)
+        or canonical_arguments(request.arguments) != manifest_arguments(batch.id, manifest)
+    ):
+        raise AuthorizationError(
+            f"batch {batch.id}'s {step.value} request does not name this batch, its manifest"
+            f" and its {role.value}; refusing to pay it"
+        )
+    if not signature_valid(session, request, at=stored.accepted_at):
+        raise AuthorizationError(
+            f"batch {batch.id}'s {step.value} signature by {request.agent!r} does not verify;"
+            " refusing to pay it"
+        )
+    if not _held(session, stored.agent_id, role, stored.accepted_at):
+        raise AuthorizationError(
+            f"batch {batch.id} was {done} by {request.agent!r}, who no longer holds"
+            f" {role.value}; refusing to pay it (cancel it and build it again)"
+        )
+    return stored
+
+
+def verify_manifest(session: Session, batch: PayoutBatch, *, approved: bool = True) -> None:
+    """Refuse unless the lines still hash to the batch's manifest, its maker's submit
+    request (and, when `approved`, its approver's approve request) verifies against that
+    manifest, and the two are different agents holding maker and approver."""
+    manifest = _check_lines(session, batch)
+    submitted = _verify_step(session, batch, BatchStep.SUBMIT, manifest, batch.maker_id)
     if not approved:
         return
-    approver = session.get(Agent, batch.approver_id) if batch.approver_id else None
-    if approver is None or not batch.approver_signature:
-        raise AuthorizationError(f"batch {batch.id} has not been approved")
-    if approver.id == maker.id:
+    approval = _verify_step(session, batch, BatchStep.APPROVE, manifest, batch.approver_id)
+    if approval.agent_id == submitted.agent_id:
         raise AuthorizationError(f"batch {batch.id} was approved by its own maker")
-    if not verify_agent_signature(approver, signed, batch.approver_signature):
-        raise AuthorizationError(f"batch {batch.id}'s approver signature does not verify")
 
 
 def committed_total(session: Session, scope: str) -> int:
@@ -395,6 +606,7 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any]:
     failed["by_reason"] = dict(sorted(by_reason.items()))
     maker = get_agent_name(session, batch.maker_id)
     approver = get_agent_name(session, batch.approver_id)
+    cancel = _stored(session, batch, BatchStep.CANCEL)
     return {
         "batch": batch.id,
         "programme": batch.programme,
@@ -404,7 +616,9 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any]:
         "total": batch.total,
         "manifest": batch.manifest,
         "maker": maker,
+        "submitted": _stored(session, batch, BatchStep.SUBMIT) is not None,
         "approver": approver,
+        "cancelled_by": cancel.agent if cancel is not None else None,
         "succeeded": buckets["succeeded"],
         "failed": failed,
         "pending": buckets["pending"],

@@ -1,10 +1,12 @@
-"""Batch commands shared by every programme (approve, dispatch, show, retry, export),
-`sika funds add` and `sika worker`.
+"""Batch commands shared by every programme (approve, cancel, dispatch, show, retry,
+export), `sika funds add` and `sika worker`.
+
+Each command that acts signs a request with the acting agent's own key (`--agent` or
+SIKA_AGENT) and hands it to the service function, which checks it and records it.
 """
 
 from __future__ import annotations
 
-import csv
 import signal
 import threading
 import uuid
@@ -13,63 +15,101 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from core import agents, console
+from core import console
+from core.authority import SignedRequest, signed_by
 from core.broker import get_broker, is_in_process
 from core.crypto import load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.errors import ValidationError
 from core.logging import configure_logging
-from core.models import Role
 from core.settings import load_settings
-from ledger.api import get_transfer
 from payouts import batches, worker
 from payouts.dispatch import dispatch_batch
-from payouts.funds import add_funds, top_up_sandbox
-from payouts.models import LINE_MSISDN
+from payouts.export import export_arguments, export_batch
+from payouts.funds import FUNDS_ADD, add_funds, check_funding, funding_arguments
+from payouts.models import BatchStep, PayoutBatch
 from payouts.retry import retry_batch
-from providers.msisdn import Operator, mask
+from providers.msisdn import Operator
 
-AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
+AGENT = typer.Option(
+    None, "--agent", envvar="SIKA_AGENT", help="Acting agent; signs with their own key."
+)
 JSON = typer.Option(False, "--json", help="Print JSON.")
 _BATCH = typer.Argument(..., help="The batch number.")
 
 
-def approve_command(
-    batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON
-) -> None:
-    """Approve a batch: another agent than its maker, with the approver role, signs it."""
+def _manifest(programme: str, batch_id: int) -> str:
+    """The manifest of one of `programme`'s batches, read before a request naming it is
+    signed; a batch of another programme is refused (its commands are that programme's)."""
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.APPROVER)
-        batch = batches.approve_batch(session, batch_id, acting)
-        agents.record(
-            session,
-            acting,
-            "payouts.batch.approve",
-            {"batch": batch.id, "manifest": batch.manifest},
-        )
+        batch = batches.get_batch(session, batch_id)
+        if batch.programme != programme:
+            raise ValidationError(
+                f"batch {batch_id} belongs to {batch.programme}: use"
+                f" `sika {batch.programme} batch ...` for it"
+            )
+        return batch.manifest
+
+
+def submit(session: Session, batch: PayoutBatch, maker: str) -> None:
+    """The maker's signature on a batch they just built, in the same transaction: a
+    `<programme>.batch.submit` request naming the batch and its manifest."""
+    request = signed_by(
+        maker,
+        batches.batch_command(batch.programme, BatchStep.SUBMIT),
+        batches.manifest_arguments(batch.id, batch.manifest),
+    )
+    batches.submit_batch(session, request, batch.id)
+
+
+def approve_command(programme: str, batch_id: int, agent: str | None, as_json: bool) -> None:
+    """Sign the batch's manifest as its approver."""
+    manifest = _manifest(programme, batch_id)
+    request = signed_by(
+        agent,
+        batches.batch_command(programme, BatchStep.APPROVE),
+        batches.manifest_arguments(batch_id, manifest),
+    )
+    with unit_of_work() as session:
+        batch = batches.approve_batch(session, request, batch_id)
         result = {
             "batch": batch.id,
             "status": batch.status,
             "manifest": batch.manifest,
-            "approver": acting.name,
+            "approver": request.agent,
         }
     console.emit(result, as_json, "batch approved")
 
 
-def _dispatch(batch_id: int, agent: str | None) -> dict[str, Any]:
-    settings = load_settings()
+def _by_batch(programme: str, step: str, batch_id: int, agent: str | None) -> SignedRequest:
+    """A signed request `<programme>.batch.<step> {"batch_id"}` of one of its batches."""
+    _manifest(programme, batch_id)
+    command = batches.batch_command(programme, step)
+    return signed_by(agent, command, batches.batch_arguments(batch_id))
+
+
+def cancel_command(programme: str, batch_id: int, agent: str | None, as_json: bool) -> None:
+    """Cancel a batch not yet dispatched; its payees are free for a later batch."""
+    request = _by_batch(programme, BatchStep.CANCEL, batch_id, agent)
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.MAKER, Role.APPROVER, Role.ADMIN)
-        report = dispatch_batch(session, batch_id, chunk=settings.dispatch_chunk)
-        if not report.already:
-            agents.record(
-                session,
-                acting,
-                "payouts.batch.dispatch",
-                {"batch": batch_id, "lines": report.queued, "amount": report.amount},
-            )
+        batch = batches.cancel_batch(session, request, batch_id)
+        result = {
+            "batch": batch.id,
+            "status": batch.status,
+            "released": batch.lines,
+            "amount": batch.total,
+            "cancelled_by": request.agent,
+        }
+    console.emit(result, as_json, "batch cancelled")
+
+
+def _dispatch(programme: str, batch_id: int, agent: str | None) -> dict[str, Any]:
+    settings = load_settings()
+    request = _by_batch(programme, "dispatch", batch_id, agent)
+    with unit_of_work() as session:
+        report = dispatch_batch(session, request, batch_id, chunk=settings.dispatch_chunk)
     if report.already:
         console.err.print(f"batch {batch_id} was already dispatched")
     else:
@@ -123,14 +163,15 @@ def _wait(batch_id: int, timeout: float) -> bool:
 
 
 def dispatch_command(
-    batch_id: int = _BATCH,
-    agent: str | None = AGENT,
-    wait: bool = typer.Option(False, "--wait", help="Stay until every line is settled."),
-    timeout: float = typer.Option(600, "--timeout", help="Longest --wait, in seconds."),
-    as_json: bool = JSON,
+    programme: str,
+    batch_id: int,
+    agent: str | None,
+    wait: bool = False,
+    timeout: float = 600,
+    as_json: bool = False,
 ) -> None:
-    """Verify the signatures, reserve the batch in the ledger and queue its lines."""
-    _dispatch(batch_id, agent)
+    """Verify the signed requests, reserve the batch in the ledger and queue its lines."""
+    _dispatch(programme, batch_id, agent)
     finished = True
     if wait:
         finished = _wait(batch_id, timeout)
@@ -144,26 +185,19 @@ def dispatch_command(
         raise typer.Exit(3)
 
 
-def show_command(batch_id: int = _BATCH, as_json: bool = JSON) -> None:
+def show_command(batch_id: int, as_json: bool) -> None:
     """A batch's lines by outcome: succeeded, failed (by reason), pending, unknown."""
     with unit_of_work() as session:
         summary = batches.batch_summary(session, batch_id)
     console.emit(summary, as_json, "batch")
 
 
-def retry_command(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON) -> None:
-    """A new attempt, under a new reference, of the lines that failed for a reason a new
-    attempt could fix; never of pending or unknown lines."""
+def retry_command(programme: str, batch_id: int, agent: str | None, as_json: bool) -> None:
+    """A new attempt of the lines that failed for a reason a new attempt could fix."""
     settings = load_settings()
+    request = _by_batch(programme, "retry", batch_id, agent)
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.MAKER, Role.ADMIN)
-        report = retry_batch(session, batch_id, chunk=settings.dispatch_chunk)
-        agents.record(
-            session,
-            acting,
-            "payouts.batch.retry",
-            {"batch": batch_id, "lines": report.retried, "amount": report.amount},
-        )
+        report = retry_batch(session, request, batch_id, chunk=settings.dispatch_chunk)
     result = {
         "batch": report.batch,
         "retried": report.retried,
@@ -175,77 +209,73 @@ def retry_command(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bo
         console.err.print("no broker is configured: `sika worker` sends the new attempts")
 
 
-EXPORT_COLUMNS = (
-    "line",
-    "seq",
-    "payee",
-    "msisdn",
-    "operator",
-    "amount",
-    "status",
-    "reason",
-    "attempt",
-    "reference",
-    "operator_reference",
-    "submitted_at",
-    "resolved_at",
-)
-
-
 def export_command(
-    batch_id: int = _BATCH,
-    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    programme: str, batch_id: int, out: Path, reveal: bool, agent: str | None
 ) -> None:
-    """One CSV row per line with its outcome, reason and operator reference (phone masked)."""
+    """One CSV row per line with its outcome, reason and operator reference."""
     keys = load_keys(load_settings())
-    count = 0
-    with unit_of_work() as session:
-        batches.get_batch(session, batch_id)
-        rows = session.execute(
-            text(
-                "SELECT id, seq, payee, msisdn_enc, operator, amount, status, reason, attempt,"
-                " reference, operator_reference, submitted_at, resolved_at"
-                " FROM payout_lines WHERE batch_id = :b ORDER BY seq"
-            ).execution_options(yield_per=5000),
-            {"b": batch_id},
+    request = None
+    if reveal:
+        _manifest(programme, batch_id)
+        request = signed_by(
+            agent, batches.batch_command(programme, "export"), export_arguments(batch_id)
         )
-        try:
-            handle = out.open("w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise ValidationError(f"--out: cannot write {out}: {exc.strerror}") from None
-        with handle:
-            writer = csv.writer(handle)
-            writer.writerow(EXPORT_COLUMNS)
-            for r in rows:
-                phone = mask(keys.keyring.decrypt(bytes(r.msisdn_enc), LINE_MSISDN))
-                writer.writerow(
-                    [
-                        r.id,
-                        r.seq,
-                        r.payee,
-                        phone,
-                        r.operator,
-                        r.amount,
-                        r.status,
-                        r.reason or "",
-                        r.attempt,
-                        r.reference,
-                        r.operator_reference or "",
-                        r.submitted_at.isoformat() if r.submitted_at else "",
-                        r.resolved_at.isoformat() if r.resolved_at else "",
-                    ]
-                )
-                count += 1
+    with unit_of_work() as session:
+        count = export_batch(session, batch_id, out, keys, reveal=reveal, request=request)
     console.err.print(f"wrote {count} lines to {out}")
 
 
-def register_batch_commands(app: typer.Typer) -> None:
-    """Add the programme-neutral batch commands to a programme's `batch` sub-app."""
-    app.command("approve")(approve_command)
-    app.command("dispatch")(dispatch_command)
-    app.command("show")(show_command)
-    app.command("retry")(retry_command)
-    app.command("export")(export_command)
+def register_batch_commands(app: typer.Typer, programme: str) -> None:
+    """Add the programme-neutral batch commands to `programme`'s `batch` sub-app; each
+    signs requests `<programme>.batch.<step>`."""
+
+    def approve(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON) -> None:
+        """Approve a batch (approver; never its maker): sign its manifest."""
+        approve_command(programme, batch_id, agent, as_json)
+
+    def cancel(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON) -> None:
+        """Cancel a batch not yet dispatched (its maker, or an approver): its lines are
+        never sent and its payees are free for a later batch."""
+        cancel_command(programme, batch_id, agent, as_json)
+
+    def dispatch(
+        batch_id: int = _BATCH,
+        agent: str | None = AGENT,
+        wait: bool = typer.Option(False, "--wait", help="Stay until every line is settled."),
+        timeout: float = typer.Option(600, "--timeout", help="Longest --wait, in seconds."),
+        as_json: bool = JSON,
+    ) -> None:
+        """Verify the maker's and approver's signed requests against the lines, reserve the
+        batch in the ledger and queue its lines (maker or approver)."""
+        dispatch_command(programme, batch_id, agent, wait, timeout, as_json)
+
+    def show(batch_id: int = _BATCH, as_json: bool = JSON) -> None:
+        """A batch's lines by outcome: succeeded, failed (by reason), pending, unknown."""
+        show_command(batch_id, as_json)
+
+    def retry(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON) -> None:
+        """A new attempt, under a new reference, of the lines that failed for a reason a new
+        attempt could fix; never of pending or unknown lines (maker or approver)."""
+        retry_command(programme, batch_id, agent, as_json)
+
+    def export(
+        batch_id: int = _BATCH,
+        out: Path = typer.Option(..., "--out", help="CSV file to write."),
+        reveal: bool = typer.Option(
+            False, "--reveal", help="Phone numbers in clear (auditor; a signed, logged act)."
+        ),
+        agent: str | None = AGENT,
+    ) -> None:
+        """One CSV row per line with its outcome, reason and operator reference (phone
+        masked unless --reveal)."""
+        export_command(programme, batch_id, out, reveal, agent)
+
+    app.command("approve")(approve)
+    app.command("cancel")(cancel)
+    app.command("dispatch")(dispatch)
+    app.command("show")(show)
+    app.command("retry")(retry)
+    app.command("export")(export)
 
 
 funds_app = typer.Typer(
@@ -263,32 +293,28 @@ def funds_add_command(
     agent: str | None = AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Record money placed in an operator float (and, in the sandbox, top it up there)."""
+    """Record money placed in an operator float (treasurer; in the sandbox, top it up there)."""
     settings = load_settings()
     funding_id = transfer_id or f"funds:{operator.value}:{uuid.uuid4().hex}"
+    check_funding(amount, funding_id)  # before anything, the operator's float above all
+    request = signed_by(agent, FUNDS_ADD, funding_arguments(operator.value, amount, funding_id))
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.ADMIN, Role.MAKER)
-        replay = get_transfer(session, funding_id) is not None
-        sandbox_float = None
-        if settings.sandbox_url and not replay:
-            # the money reaches the operator first; the ledger records what happened
-            sandbox_float = top_up_sandbox(settings.sandbox_url, operator.value, amount)
-        result = add_funds(session, operator.value, amount, funding_id)
-        if not replay:
-            agents.record(
-                session,
-                acting,
-                "funds.add",
-                {"operator": operator.value, "amount": amount, "transfer": funding_id},
-            )
-    answer = {
+        funding = add_funds(
+            session,
+            request,
+            operator=operator.value,
+            amount=amount,
+            transfer_id=funding_id,
+            sandbox_url=settings.sandbox_url,
+        )
+    answer: dict[str, Any] = {
         "operator": operator.value,
         "amount": amount,
         "transfer": funding_id,
-        "result": result.value,
+        "result": funding.result.value,
     }
-    if sandbox_float is not None:
-        answer["sandbox_float"] = sandbox_float
+    if funding.sandbox_float is not None:
+        answer["sandbox_float"] = funding.sandbox_float
     console.emit(answer, as_json, "funds")
 
 

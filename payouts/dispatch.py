@@ -29,15 +29,24 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import outbox
-from core.agents import record as audit_record
+from core.audit import record as audit_record
+from core.authority import SignedRequest, authorize
 from core.crypto import DecryptionError, PiiKeys
 from core.db import run_in_transaction
 from core.errors import LedgerError, ValidationError
 from core.logging import get_logger
+from core.models import Role
 from core.settings import Settings, load_settings
 from ledger import api as ledger
 from ledger.types import AccountKind, AccountSpec, Result
-from payouts.batches import get_batch, line_mac_matches, seal_unsealed_lines, verify_manifest
+from payouts.batches import (
+    batch_arguments,
+    batch_command,
+    get_batch,
+    line_mac_matches,
+    seal_unsealed_lines,
+    verify_manifest,
+)
 from payouts.models import LINE_MSISDN, BatchStatus, LineStatus, PayoutBatch
 from providers.base import Outcome, PayoutRequest, ProviderAdapter, Reason, TransactionResult
 from providers.msisdn import mask
@@ -167,18 +176,35 @@ def reserve_and_queue(
 
 
 def dispatch_batch(
-    session: Session, batch_id: int, *, chunk: int, keys: PiiKeys | None = None
+    session: Session,
+    request: SignedRequest,
+    batch_id: int,
+    *,
+    chunk: int,
+    keys: PiiKeys | None = None,
 ) -> DispatchReport:
-    """Reserve every line of an approved batch and queue it, in the caller's transaction.
+    """Reserve every line of an approved batch and queue it, in the caller's transaction,
+    at the signed request (`<programme>.batch.dispatch`) of a maker or an approver.
 
-    The reservation is one set-based step per operator; if any float or the budget is short
-    nothing is reserved and nothing is queued. Dispatching a dispatched batch is a no-op.
-    `keys` (loaded from the settings when needed and not given) seal lines written before
-    lines had a MAC.
+    The maker's and the approver's stored requests are verified again against the manifest
+    the database recomputes (`verify_manifest`). The reservation is one set-based step per
+    operator; if any float or the budget is short nothing is reserved and nothing is
+    queued. Dispatching a dispatched batch is a no-op. `keys` (loaded from the settings
+    when needed and not given) seal lines written before lines had a MAC.
     """
     batch = get_batch(session, batch_id, lock=True)
+    authorize(
+        session,
+        request,
+        command=batch_command(batch.programme, "dispatch"),
+        arguments=batch_arguments(batch.id),
+        # the batch was made and approved by two people; either may send it on its way
+        roles=[Role.MAKER, Role.APPROVER],
+    )
     if batch.status in (BatchStatus.DISPATCHED, BatchStatus.COMPLETED):
         return DispatchReport(batch.id, 0, 0, 0, already=True)
+    if batch.status == BatchStatus.CANCELLED:
+        raise ValidationError(f"batch {batch_id} was cancelled; it is never dispatched")
     if batch.status != BatchStatus.APPROVED:
         raise ValidationError(f"batch {batch_id} has not been approved")
     # sealing first locks those lines, so the manifest below vouches for what was MACed

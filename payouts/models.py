@@ -1,14 +1,16 @@
 """Payout batches and their lines: the tables every programme's disbursements go through.
 
 A batch is built by a programme (AgriPME from its season rules, CIZO from what is owed to
-solar companies), signed by its maker, approved by a second agent, then dispatched. Each
-line's state only moves forward, by conditional updates (`payouts.dispatch`).
+solar companies), submitted by its maker and approved by a second agent, each with a signed
+request kept with the batch (`payout_batch_requests`), then dispatched, or cancelled before.
+Each line's state only moves forward, by conditional updates (`payouts.dispatch`).
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -33,12 +36,27 @@ LINE_MSISDN = "payout_lines.msisdn"
 
 
 class BatchStatus(enum.StrEnum):
-    """A batch's life: signed by its maker, approved, dispatched, every line final."""
+    """A batch's life: built (and submitted) by its maker, approved, dispatched, every line
+    final; or cancelled before dispatch, its payees free for a later batch."""
 
     CREATED = "created"
     APPROVED = "approved"
     DISPATCHED = "dispatched"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class BatchStep(enum.StrEnum):
+    """A signed decision on a batch, kept with it: `<programme>.batch.<step>`."""
+
+    SUBMIT = "submit"
+    APPROVE = "approve"
+    CANCEL = "cancel"
+
+
+# the reason of a line whose batch was cancelled before dispatch: failed without ever
+# leaving Sika, it frees its payee's place in the scope
+CANCELLED_REASON = "cancelled"
 
 
 class LineStatus(enum.StrEnum):
@@ -62,16 +80,21 @@ IN_FLIGHT = (LineStatus.QUEUED, LineStatus.SUBMITTED, LineStatus.PENDING, LineSt
 
 _BATCH_STATUSES = ", ".join(f"'{s.value}'" for s in BatchStatus)
 _LINE_STATUSES = ", ".join(f"'{s.value}'" for s in LineStatus)
+_STEPS = ", ".join(f"'{s.value}'" for s in BatchStep)
 
 
 class PayoutBatch(Base):
-    """One disbursement run, signed by its maker and approved by a different agent."""
+    """One disbursement run, submitted by its maker and approved by a different agent
+    (their signed requests are `BatchRequest`s)."""
 
     __tablename__ = "payout_batches"
     __table_args__ = (
         CheckConstraint(f"status IN ({_BATCH_STATUSES})", name="status_known"),
         CheckConstraint("approver_id IS NULL OR approver_id <> maker_id", name="four_eyes"),
         CheckConstraint("total >= 0 AND lines >= 0", name="totals_positive"),
+        CheckConstraint(
+            "(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancel_has_time"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -91,15 +114,45 @@ class PayoutBatch(Base):
     nonce: Mapped[str] = mapped_column(Text)
     lines: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(BigInteger)
+    # SHA-256 the database computes over the lines (payouts.batches.compute_manifest): what
+    # the maker's and the approver's signed requests name
     manifest: Mapped[str] = mapped_column(Text)
     maker_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
-    maker_signature: Mapped[str] = mapped_column(Text)
     approver_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
-    approver_signature: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BatchRequest(Base):
+    """A signed request that decided a batch's fate (its maker's submit, its approver's
+    approve, a cancel), kept whole so dispatch can verify it again against the lines.
+
+    Append-only: neither Sika's role nor the owner may change or delete one (trigger).
+    """
+
+    __tablename__ = "payout_batch_requests"
+    __table_args__ = (
+        CheckConstraint(f"step IN ({_STEPS})", name="step_known"),
+        CheckConstraint("command ~ ('[.]batch[.]' || step || '$')", name="command_of_step"),
+        Index("ux_payout_batch_requests_step", "batch_id", "step", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id"))
+    step: Mapped[str] = mapped_column(Text)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    # the request as signed (core.authority.SignedRequest); `agent` is the agent's name
+    command: Mapped[str] = mapped_column(Text)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    agent: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(Text, unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    signature: Mapped[str] = mapped_column(Text)
+    # when the service accepted it: the agent's key valid then is the one that verifies it
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PayoutLine(Base):

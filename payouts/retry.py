@@ -2,7 +2,9 @@
 
 The earlier attempt is archived with its reference; the new one gets a new reference and a
 new pending transfer. Pending and unknown lines are never retried: only the operator can
-say what became of them.
+say what became of them. A retry is a signed request of a maker or an approver
+(`<programme>.batch.retry`); as for every send, the worker re-checks each line against
+what was signed before it sends it again.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core.authority import SignedRequest, authorize
 from core.errors import ValidationError
-from payouts.batches import get_batch
+from core.models import Role
+from payouts.batches import batch_arguments, batch_command, get_batch
 from payouts.dispatch import reserve_and_queue
 from payouts.models import BatchStatus
 
@@ -29,9 +33,18 @@ class RetryReport:
     skipped: int
 
 
-def retry_batch(session: Session, batch_id: int, *, chunk: int) -> RetryReport:
+def retry_batch(
+    session: Session, request: SignedRequest, batch_id: int, *, chunk: int
+) -> RetryReport:
     """Start a new attempt of every retryable failed line of the batch, in one transaction."""
     batch = get_batch(session, batch_id, lock=True)
+    authorize(
+        session,
+        request,
+        command=batch_command(batch.programme, "retry"),
+        arguments=batch_arguments(batch.id),
+        roles=[Role.MAKER, Role.APPROVER],
+    )
     if batch.status not in (BatchStatus.DISPATCHED, BatchStatus.COMPLETED):
         raise ValidationError(f"batch {batch_id} has not been dispatched; nothing to retry")
     candidates = (

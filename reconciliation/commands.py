@@ -1,4 +1,10 @@
-"""`sika reconcile` and `sika scheduler`: nightly matching, exceptions and signed reports."""
+"""`sika reconcile` and `sika scheduler`: nightly matching, exceptions and signed reports.
+
+`run`, `resolve` and `fees` sign a request with the acting agent's own key (`--agent` or
+SIKA_AGENT), as does `approve`, whose request names the action it approves. The services
+check them. `sika scheduler` signs nothing: it runs as the server, on what the operators
+say (reconciliation.runs).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,26 @@ from pathlib import Path
 
 import typer
 
-from core import agents, console
+from core import console
+from core.authority import signed_by
 from core.broker import get_broker, is_in_process, running_worker
 from core.db import get_sessionmaker, unit_of_work
 from core.errors import FindingsError, ValidationError
-from core.models import Role
 from core.settings import load_settings
 from ledger.seals import load_ledger_key
-from reconciliation import reports, resolutions, scheduler
-from reconciliation.models import FeeRule
-from reconciliation.runs import run_day
+from reconciliation import fees, reports, resolutions, scheduler, service
+from reconciliation.runs import run_arguments, run_day
 
 app = typer.Typer(
     help="Reconciliation of operator statements against the ledger.", no_args_is_help=True
 )
 
-_AGENT = typer.Option(None, "--agent", envvar="SIKA_AGENT", help="Acting agent.")
+_AGENT = typer.Option(
+    None,
+    "--agent",
+    envvar="SIKA_AGENT",
+    help="Acting agent; the request is signed with their key (SIKA_KEYS_DIR or SIKA_AGENT_KEY).",
+)
 JSON = typer.Option(False, "--json", help="Print JSON.")
 PROVIDERS = ("flooz", "tmoney")
 
@@ -71,21 +81,23 @@ def run_command(
     agent: str | None = _AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Match a day's statement against the ledger; exit 3 while breaks remain open."""
+    """Match a day's statement against the ledger (auditor); exit 3 while breaks remain.
+
+    The request names the statement by its SHA-256 (none: fetched from the operator)."""
     settings = load_settings()
-    acting = None
-    with unit_of_work() as session:
-        if agent or settings.agent:
-            acting = agents.require_role(session, agent, Role.AUDITOR, Role.ADMIN)
+    chosen, day = _provider(provider), _day(date)
+    moment = _moment(cutoff, "--cutoff") if cutoff else None
+    data = service.read_statement_file(statement) if statement is not None else None
+    fields = {"statement": data, "closing_float": closing_float, "cutoff": moment}
+    request = signed_by(agent, "reconcile.run", run_arguments(chosen, day, **fields))
     summary = run_day(
         get_sessionmaker(),
         settings,
-        _provider(provider),
-        _day(date),
-        statement=statement,
-        closing_float=closing_float,
-        agent=acting,
-        cutoff=_moment(cutoff, "--cutoff") if cutoff else None,
+        request,
+        chosen,
+        day,
+        source=str(statement) if statement is not None else None,
+        **fields,
     )
     data = summary.as_dict()
     if as_json:
@@ -143,9 +155,13 @@ def resolve_command(
 ) -> None:
     """Resolve an exception (auditor); one that moves money waits for a second agent."""
     chosen = resolutions.parse_action(action)
+    request = signed_by(
+        agent,
+        "reconcile.resolve",
+        {"exception_id": exception_id, "action": chosen.value, "note": note},
+    )
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.AUDITOR)
-        exc = resolutions.resolve(session, exception_id, chosen, note, acting)
+        exc = resolutions.resolve(session, request, exception_id, chosen, note)
         data = {"exception": exc.id, "action": exc.action, "status": exc.status}
     console.emit(data, as_json, "resolution")
 
@@ -156,10 +172,14 @@ def approve_command(
     agent: str | None = _AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Approve and apply a money-moving resolution proposed by another agent."""
+    """Approve and apply a resolution another agent proposed (auditor or approver).
+
+    The request names the action approved; its proposer never approves it."""
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.AUDITOR, Role.APPROVER, Role.ADMIN)
-        exc = resolutions.approve(session, exception_id, acting)
+        arguments = resolutions.approval_arguments(session, exception_id)
+    request = signed_by(agent, "reconcile.approve", arguments)
+    with unit_of_work() as session:
+        exc = resolutions.approve(session, request, exception_id)
         data = {"exception": exc.id, "action": exc.action, "status": exc.status}
     console.emit(data, as_json, "approval")
 
@@ -173,20 +193,20 @@ def fees_command(
     agent: str | None = _AGENT,
     as_json: bool = JSON,
 ) -> None:
-    """Record an operator's payout fee grid, against which statement fees are checked."""
-    if fixed < 0 or not 0 <= bps <= 10_000:
-        raise ValidationError("--fixed must be 0 or more and --bps between 0 and 10000")
+    """Record an operator's payout fee grid (auditor or treasurer).
+
+    Statement fees are checked against it, and those that match are booked."""
     chosen, day = _provider(provider), _day(valid_from, "--from")
+    request = signed_by(
+        agent,
+        "reconcile.fees",
+        {"provider": chosen, "fixed": fixed, "bps": bps, "from": day.isoformat()},
+    )
     with unit_of_work() as session:
-        acting = agents.require_role(session, agent, Role.ADMIN, Role.AUDITOR)
-        session.add(
-            FeeRule(
-                provider=chosen, valid_from=day, fee_fixed=fixed, fee_bps=bps, created_by=acting.id
-            )
+        fees.record_fee_rule(
+            session, request, provider=chosen, fixed=fixed, bps=bps, valid_from=day
         )
-        session.flush()
-        data = {"provider": chosen, "from": day.isoformat(), "fixed": fixed, "bps": bps}
-        agents.record(session, acting, "reconcile.fees", data)
+    data = {"provider": chosen, "from": day.isoformat(), "fixed": fixed, "bps": bps}
     console.emit(data, as_json, "fee rule")
 
 
@@ -210,7 +230,10 @@ def scheduler_command(
     date: str | None = typer.Option(None, "--date", help="With --once: the day, YYYY-MM-DD."),
     as_json: bool = JSON,
 ) -> None:
-    """Run the nightly reconciliation and seal at 02:00 Lomé time (or once, now)."""
+    """Run the nightly reconciliation and seal at 02:00 Lomé time (or once, now).
+
+    No agent: the job runs as the server, on the operators' own statements and floats, and
+    signs its reports and seal with the ledger key."""
     if once:
         result = scheduler.nightly(_day(date) if date else None)
         console.emit(result, as_json, "nightly")

@@ -1,5 +1,11 @@
 """Auditors' decisions on exceptions: an acknowledgement closes one at once; a resolution
 that moves money is proposed by one auditor and takes effect when a second agent approves.
+
+Both are signed requests checked here. The second agent is told apart from the proposer by
+identity, which only their own key proves: an auditor cannot approve her own resolution
+under her name, nor under another's without that person's key, and cannot mint a second
+identity (enrolling an agent is an admin's act, and an approver's grant needs a second
+admin).
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import agents
+from core.authority import SignedRequest, authorize
 from core.errors import AuthorizationError, LedgerError, NotFoundError, ValidationError
-from core.models import Agent, Role
+from core.logging import get_logger
+from core.models import Role
 from ledger import api as ledger
 from ledger.types import Result, Transfer
 from payouts.dispatch import LineOutcome, record_outcomes
@@ -20,10 +27,15 @@ from payouts.models import LineStatus, PayoutLine
 from reconciliation.models import Action, ExceptionCategory, ExceptionStatus, ReconException
 from reconciliation.service import fees_account, float_account, suspense_account
 
+log = get_logger(__name__)
+
 _OK = (Result.CREATED, Result.EXISTS)
 _NEEDS_LINE = (Action.POST, Action.VOID)
 # what leaves the float (a payout the ledger does not have) versus what came into it
 _OUT_OF_FLOAT = ("payout",)
+# who decides what an exception means, and who may be the second pair of eyes on money
+RESOLVE_ROLES = (Role.AUDITOR,)
+APPROVE_ROLES = (Role.AUDITOR, Role.APPROVER)
 
 
 def get_exception(session: Session, exception_id: int, *, lock: bool = False) -> ReconException:
@@ -58,15 +70,19 @@ def _check_applicable(exc: ReconException, action: Action) -> None:
 
 
 def resolve(
-    session: Session, exception_id: int, action: Action, note: str, agent: Agent
+    session: Session, request: SignedRequest, exception_id: int, action: Action, note: str
 ) -> ReconException:
-    """An auditor's decision: applied now if it moves no money, else awaiting approval."""
-    if Role(agent.role) is not Role.AUDITOR:
-        raise AuthorizationError(
-            f"agent {agent.name!r} has the role {agent.role}; resolving needs auditor"
-        )
+    """`sika reconcile resolve` (auditor): applied now if it moves no money, else awaiting
+    a second agent's approval."""
     if not note.strip():
         raise ValidationError("--note must say why (it is kept in the audit log)")
+    agent = authorize(
+        session,
+        request,
+        command="reconcile.resolve",
+        arguments={"exception_id": exception_id, "action": action.value, "note": note},
+        roles=RESOLVE_ROLES,
+    )
     exc = get_exception(session, exception_id, lock=True)
     if exc.status not in (ExceptionStatus.OPEN, ExceptionStatus.AWAITING_APPROVAL):
         raise ValidationError(f"exception {exc.id} is {exc.status}: only open ones are resolved")
@@ -79,41 +95,38 @@ def resolve(
     else:
         exc.status, exc.resolved_at = ExceptionStatus.RESOLVED.value, now
     session.flush()
-    agents.record(
-        session,
-        agent,
-        "reconcile.resolve",
-        {"exception": exc.id, "action": action.value, "note": exc.note, "status": exc.status},
-    )
     return exc
 
 
-def approve(session: Session, exception_id: int, agent: Agent) -> ReconException:
-    """A second agent (auditor, approver or admin) approves a money-moving resolution,
-    which is then applied in the same transaction."""
-    if Role(agent.role) not in (Role.AUDITOR, Role.APPROVER, Role.ADMIN):
-        raise AuthorizationError(
-            f"agent {agent.name!r} has the role {agent.role}; approving needs auditor,"
-            " approver or admin"
-        )
+def approval_arguments(session: Session, exception_id: int) -> dict[str, Any]:
+    """What an approval signs: the exception and the action proposed for it, so a proposal
+    changed after the approver read it is not the one approved."""
+    exc = get_exception(session, exception_id)
+    return {"exception_id": exc.id, "action": exc.action}
+
+
+def approve(session: Session, request: SignedRequest, exception_id: int) -> ReconException:
+    """`sika reconcile approve` (auditor or approver, never the proposer): the proposed
+    resolution is approved and applied in the same transaction."""
     exc = get_exception(session, exception_id, lock=True)
     if exc.status != ExceptionStatus.AWAITING_APPROVAL:
         raise ValidationError(f"exception {exc.id} is {exc.status}, not awaiting approval")
+    agent = authorize(
+        session,
+        request,
+        command="reconcile.approve",
+        arguments={"exception_id": exc.id, "action": exc.action},
+        roles=APPROVE_ROLES,
+    )
     if exc.proposed_by == agent.id:
         raise AuthorizationError(
             f"agent {agent.name!r} proposed this resolution: a second agent must approve it"
         )
-    action = Action(str(exc.action))
-    effect = _apply(session, exc, action)
+    effect = _apply(session, exc, Action(str(exc.action)))
+    log.info("reconcile.approved", exception_id=exc.id, agent=agent.name, **effect)
     exc.approved_by, exc.status = agent.id, ExceptionStatus.RESOLVED.value
     exc.resolved_at = dt.datetime.now(dt.UTC)
     session.flush()
-    agents.record(
-        session,
-        agent,
-        "reconcile.approve",
-        {"exception": exc.id, "action": action.value, "effect": effect},
-    )
     return exc
 
 

@@ -1,5 +1,9 @@
 """The nightly job: at 02:00 Lomé time (UTC+0 all year) every operator's reconciliation
 for the previous day, then that day's ledger seal. A periodiq-scheduled dramatiq actor.
+
+No person acts at 02:00, so nothing here is signed by an agent and no `--agent` or role
+reaches it: the job runs as the server, with the ledger key that signs its reports and
+seal, and on nothing but what the operator says (`reconciliation.runs.run_nightly`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from core.logging import get_logger
 from core.settings import load_settings
 from ledger.seals import load_ledger_key, seal_day
 from providers.registry import available
-from reconciliation.runs import run_day
+from reconciliation.runs import run_nightly
 from reconciliation.service import RunSummary
 
 log = get_logger(__name__)
@@ -43,7 +47,7 @@ def nightly(day: dt.date | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for provider in [p for p in OPERATORS if p in available()]:
         try:
-            summary: RunSummary = run_day(factory, settings, provider, day)
+            summary: RunSummary = run_nightly(factory, settings, provider, day)
             results[provider] = summary.as_dict()
         except SikaError as exc:
             log.error("reconciliation.nightly_failed", provider=provider, error=str(exc))

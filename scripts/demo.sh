@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sika's main job on the embedded defaults: a season's subsidies paid to 1,000 farmers
 # through the operator sandbox, with maker-checker, a progress bar and the batch summary.
+# Every act is a request signed with the acting person's own key, each person's keys in a
+# directory of their own, as if on their own laptop.
 #
 # The demo owns its SIKA_HOME (./.sika unless set): each run starts it afresh, so it
 # always tells the same story. It refuses a SIKA_HOME that holds anything else.
@@ -14,10 +16,23 @@ export SIKA_OPERATOR_TIMEOUT=2
 export SIKA_STATUS_CHECK_DELAYS="[1, 2, 4]"
 export SIKA_LOG_LEVEL=WARNING
 MARKER="$SIKA_HOME/.demo-home"
+# each person's private key sits on their own machine, never under the server's SIKA_HOME:
+# here one directory a person, beside it
+PEOPLE="${SIKA_HOME%/}-keys"
 SANDBOX_PID="$SIKA_HOME/sandbox.pid"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# `as awa sika ...`: run a command on Awa's laptop, with her keys and her name
+as() { local who=$1; shift; SIKA_KEYS_DIR="$PEOPLE/$who" SIKA_AGENT="$who" "$@"; }
+# `refused CMD...`: a command Sika must refuse; its one-sentence refusal is shown
+refused() {
+    printf '$ %s\n' "$*"
+    if "$@"; then
+        echo "unexpected: Sika accepted that" >&2
+        exit 1
+    fi
+}
 json_field() { python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 started=$(date +%s)
@@ -30,7 +45,7 @@ if [[ -e "$MARKER" ]]; then
     step "Starting afresh: stopping the previous demo's sandbox and database"
     if [[ -f "$SANDBOX_PID" ]]; then kill "$(cat "$SANDBOX_PID")" 2>/dev/null || true; fi
     sika db stop >/dev/null 2>&1 || true
-    rm -rf "$SIKA_HOME"
+    rm -rf "$SIKA_HOME" "$PEOPLE"
 fi
 mkdir -p "$SIKA_HOME"
 touch "$MARKER"
@@ -48,10 +63,18 @@ for _ in $(seq 100); do
 done
 echo "sandbox at $SIKA_SANDBOX_URL (pid $(cat "$SANDBOX_PID"), log $SIKA_HOME/sandbox.log)"
 
-step "Two agents with Ed25519 keys: Awa prepares batches, Kodjo approves them"
-run sika agent add awa --role maker
-run sika agent add kodjo --role approver
-sika agent add root --role admin >/dev/null
+step "Each person makes a key on their own laptop ($PEOPLE/NAME); the first admin enrols them"
+echo "Awa prepares batches (maker), Kodjo approves them (approver), Afi funds (treasurer),"
+echo "Yao reconciles (auditor); root, the first admin, manages people and keys only."
+for who in root awa kodjo afi yao; do
+    as "$who" sika agent keygen "$who" >"$SIKA_HOME/$who.pub" 2>/dev/null
+done
+sika agent bootstrap root --public-key "$SIKA_HOME/root.pub" >/dev/null
+run as root sika agent add awa --role maker --public-key "$SIKA_HOME/awa.pub"
+run as root sika agent add kodjo --role approver --public-key "$SIKA_HOME/kodjo.pub"
+run as root sika agent add afi --role treasurer --public-key "$SIKA_HOME/afi.pub"
+run as root sika agent add yao --role auditor --public-key "$SIKA_HOME/yao.pub"
+echo "Awa's laptop holds $(ls "$PEOPLE/awa"); Kodjo's holds $(ls "$PEOPLE/kodjo")"
 
 step "1,000 farmers, a few on the sandbox's test numbers, imported into the registry"
 python -c "
@@ -59,9 +82,9 @@ from pathlib import Path
 from agripme.sample import write_sample_registry
 write_sample_registry(Path('$SIKA_HOME/farmers.csv'), 1000,
                       test_numbers=('000002', '000006', '000007', '000009'))"
-run sika agripme farmers import "$SIKA_HOME/farmers.csv" --agent awa
+run as awa sika agripme farmers import "$SIKA_HOME/farmers.csv" --agent awa
 
-step "Season 2026A: 4,000 FCFA a bag, up to 3 bags by farm size; its budget booked in the ledger"
+step "Season 2026A: 4,000 FCFA a bag, up to 3 bags by farm size; Afi, the treasurer, books its budget"
 cat >"$SIKA_HOME/season-2026A.toml" <<'TOML'
 per_bag = 4000                 # FCFA per 50 kg bag
 max_bags = 3
@@ -75,37 +98,40 @@ bags = 2
 [[bands]]
 bags = 3
 TOML
-run sika agripme season create 2026A --rules "$SIKA_HOME/season-2026A.toml" --agent awa
+run as afi sika agripme season create 2026A --rules "$SIKA_HOME/season-2026A.toml" --agent afi
 
-step "Awa builds the batch and signs its manifest"
-created=$(sika agripme batch create --season 2026A --agent awa --json)
+step "Awa builds the batch and submits it, signing its manifest"
+created=$(as awa sika agripme batch create --season 2026A --agent awa --json)
 echo "$created"
 BATCH=$(echo "$created" | json_field '["batch"]')
 TOTAL=$(echo "$created" | json_field '["total"]')
 
-step "Awa cannot approve her own batch; Kodjo can"
-if sika agripme batch approve "$BATCH" --agent awa; then
-    echo "unexpected: a maker approved her own batch" >&2
-    exit 1
-fi
-run sika agripme batch approve "$BATCH" --agent kodjo
+step "Awa cannot approve her own batch, nor approve it in Kodjo's name"
+refused as awa sika agripme batch approve "$BATCH" --agent awa
+refused as awa sika agripme batch approve "$BATCH" --agent kodjo
+echo "(signing in Kodjo's name with her own key, SIKA_AGENT_KEY, fares no better:)"
+refused as awa env SIKA_AGENT_KEY="$PEOPLE/awa/awa.pem" \
+    sika agripme batch approve "$BATCH" --agent kodjo
 
-step "The Treasury funds both operator floats (the sandbox's floats follow)"
-run sika funds add --operator flooz --amount "$TOTAL" --agent root --id demo:fund:flooz
-run sika funds add --operator tmoney --amount "$TOTAL" --agent root --id demo:fund:tmoney
+step "Kodjo approves it on his own laptop, with his own key"
+run as kodjo sika agripme batch approve "$BATCH" --agent kodjo
 
-step "Dispatch: signatures checked, the batch reserved in one step, lines sent by workers"
-run sika agripme batch dispatch "$BATCH" --agent kodjo --wait --timeout 300
+step "Afi, the treasurer, funds both operator floats (the sandbox's floats follow)"
+run as afi sika funds add --operator flooz --amount "$TOTAL" --agent afi --id demo:fund:flooz
+run as afi sika funds add --operator tmoney --amount "$TOTAL" --agent afi --id demo:fund:tmoney
+
+step "Dispatch: Awa's and Kodjo's signed requests checked against the lines, the batch reserved in one step, lines sent by workers"
+run as kodjo sika agripme batch dispatch "$BATCH" --agent kodjo --wait --timeout 300
 
 if [[ -f scripts/demo_cizo.sh ]]; then
     # shellcheck source=scripts/demo_cizo.sh
     source scripts/demo_cizo.sh
 fi
 
-step "Nightly reconciliation of today's statements (normally run by \`sika scheduler\` at 02:00)"
+step "Nightly reconciliation of today's statements by Yao, the auditor (normally \`sika scheduler\` at 02:00)"
 TODAY=$(python -c "import httpx; print(httpx.get('$SIKA_SANDBOX_URL/_sandbox/clock').json()['now'][:10])")
 for operator in flooz tmoney; do
-    run sika reconcile run --provider "$operator" --date "$TODAY" --agent root
+    run as yao sika reconcile run --provider "$operator" --date "$TODAY" --agent yao
 done
 
 step "The ledger still balances, and the audit log is intact"
@@ -116,11 +142,12 @@ elapsed=$(( $(date +%s) - started ))
 cat <<EOF
 
 Done in ${elapsed}s. The sandbox keeps running at $SIKA_SANDBOX_URL (make demo-stop ends it
-and the embedded database). Try next, with SIKA_HOME=$SIKA_HOME SIKA_SANDBOX_URL=$SIKA_SANDBOX_URL:
+and the embedded database). Try next, with SIKA_HOME=$SIKA_HOME SIKA_SANDBOX_URL=$SIKA_SANDBOX_URL
+and, to act as Yao the auditor, SIKA_KEYS_DIR=$PEOPLE/yao SIKA_AGENT=yao:
   sika agripme batch show $BATCH --json          what became of each line, by reason
   sika agripme batch export $BATCH --out b.csv   one row per line, phone numbers masked
-  sika agripme farmers show TG-2016-0000001      a farmer, personal data decrypted on demand
+  sika agripme farmers show TG-2016-0000001      a farmer decrypted: a signed, logged look
   sika ledger balance float:flooz                the float, reservations included
   sika reconcile exceptions                      what reconciliation left for an auditor
-  sika audit log                                 who did what, hash-chained
+  sika audit log                                 who did what, each act signed, hash-chained
 EOF

@@ -1,20 +1,35 @@
 """A small AgriPME world for payout tests: agents, farmers (some on sandbox test numbers),
-a season, funded floats; and the checks every dispatch test makes against the sandbox.
+a season, funded floats; the acts of its people in-process, each a request signed with
+their own key as the CLI signs it; and the checks every dispatch test makes against the
+sandbox.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
+from agripme import registry, seasons
+from agripme.batches import BATCH_CREATE, batch_create_arguments, create_season_batch
 from agripme.sample import write_sample_registry
-from core.crypto import load_keys
+from core.authority import SignedRequest, signed_by
+from core.crypto import PiiKeys, load_keys
+from core.db import get_sessionmaker, unit_of_work
 from core.settings import load_settings
-from payouts.models import LINE_MSISDN
-from tests.conftest import _libpq, run_sika
+from payouts import batches
+from payouts.commands import submit
+from payouts.dispatch import DispatchReport, dispatch_batch
+from payouts.funds import FUNDS_ADD, add_funds, funding_arguments
+from payouts.models import LINE_MSISDN, BatchStep
+from payouts.retry import RetryReport, retry_batch
+from tests.conftest import _libpq, enrol_agents, run_sika
 from tests.fixtures.sandbox import Sandbox
+
+# the world's people: who makes, approves, administers, and funds
+PEOPLE = {"awa": "maker", "kodjo": "approver", "root": "admin", "afi": "treasurer"}
 
 RULES = """
 per_bag = 4000
@@ -41,23 +56,109 @@ def sika_ok(*args: str, env: dict[str, str], timeout: float = 300) -> str:
 def build_world(
     env: dict[str, str], tmp: Path, *, farmers: int, test_numbers: tuple[str, ...]
 ) -> None:
-    """Agents awa (maker), kodjo (approver), root (admin); farmers imported; season 2026A;
-    both floats funded in the ledger and at the sandbox."""
-    for name, role in (("awa", "maker"), ("kodjo", "approver"), ("root", "admin")):
-        sika_ok("agent", "add", name, "--role", role, env=env)
-    registry = write_sample_registry(tmp / "farmers.csv", farmers, test_numbers=test_numbers)
-    sika_ok("agripme", "farmers", "import", str(registry), "--agent", "awa", env=env)
+    """Agents awa (maker), kodjo (approver), root (admin), afi (treasurer); farmers
+    imported by awa; season 2026A and both floats funded by afi, in the ledger and at the
+    sandbox."""
+    enrol_agents(env, PEOPLE)
+    path = write_sample_registry(tmp / "farmers.csv", farmers, test_numbers=test_numbers)
+    sika_ok("agripme", "farmers", "import", str(path), "--agent", "awa", env=env)
     rules = tmp / "season.toml"
     rules.write_text(RULES, encoding="utf-8")
     sika_ok(
-        "agripme", "season", "create", "2026A", "--rules", str(rules), "--agent", "root", env=env
+        "agripme", "season", "create", "2026A", "--rules", str(rules), "--agent", "afi", env=env
     )
     # at most 12,000 FCFA a farmer: more than enough on either operator
     funding = str(max(20_000_000, 12_000 * farmers))
     for operator in ("flooz", "tmoney"):
         sika_ok(
-            "funds", "add", "--operator", operator, "--amount", funding, "--agent", "root", env=env
+            "funds", "add", "--operator", operator, "--amount", funding, "--agent", "afi", env=env
         )
+
+
+# --- the people's acts in-process (SIKA_KEYS_DIR and the database of the current env) ---
+
+
+def sign(agent: str, command: str, arguments: dict[str, Any]) -> SignedRequest:
+    """A request of `agent`, signed with their key from SIKA_KEYS_DIR as the CLI signs it."""
+    return signed_by(agent, command, arguments)
+
+
+def import_registry(path: Path, keys: PiiKeys, *, maker: str = "awa") -> registry.ImportReport:
+    """The maker imports a registry file."""
+    request = sign(maker, registry.FARMERS_IMPORT, registry.import_arguments(path))
+    return registry.import_farmers(get_sessionmaker(), path, keys, request=request)
+
+
+def create_season(code: str, rules: seasons.SeasonRules, *, treasurer: str = "afi") -> None:
+    """The treasurer creates a season and books its budget."""
+    request = sign(treasurer, seasons.SEASON_CREATE, seasons.season_arguments(code, rules))
+    with unit_of_work() as session:
+        seasons.create_season(session, request, code, rules)
+
+
+def fund(operator: str, amount: int, transfer_id: str, *, treasurer: str = "afi") -> None:
+    """The treasurer records money placed in an operator float (the ledger only)."""
+    arguments = funding_arguments(operator, amount, transfer_id)
+    with unit_of_work() as session:
+        add_funds(
+            session,
+            sign(treasurer, FUNDS_ADD, arguments),
+            operator=operator,
+            amount=amount,
+            transfer_id=transfer_id,
+        )
+
+
+def make_batch(keys: PiiKeys, season: str = "2026A", *, maker: str = "awa", **kw: Any) -> int:
+    """The maker builds the season's next batch and submits it, as `batch create` does."""
+    request = sign(maker, BATCH_CREATE, batch_create_arguments(season, **kw))
+    with unit_of_work() as session:
+        batch = create_season_batch(session, request, season, keys, **kw)
+        submit(session, batch, maker)
+        return batch.id
+
+
+def approval(batch_id: int, approver: str = "kodjo") -> SignedRequest:
+    """The approver's signed approval of the batch's manifest as it is stored now."""
+    with unit_of_work() as session:
+        batch = batches.get_batch(session, batch_id)
+        command = batches.batch_command(batch.programme, BatchStep.APPROVE)
+        arguments = batches.manifest_arguments(batch.id, batch.manifest)
+    return sign(approver, command, arguments)
+
+
+def approve(batch_id: int, approver: str = "kodjo") -> None:
+    """The approver approves the batch."""
+    request = approval(batch_id, approver)
+    with unit_of_work() as session:
+        batches.approve_batch(session, request, batch_id)
+
+
+def on_batch(agent: str, step: str, batch_id: int, programme: str = "agripme") -> SignedRequest:
+    """`agent`'s signed `<programme>.batch.<step> {"batch_id"}` (cancel, dispatch, retry)."""
+    command = batches.batch_command(programme, step)
+    return sign(agent, command, batches.batch_arguments(batch_id))
+
+
+def cancel(batch_id: int, agent: str = "awa") -> None:
+    """`agent` cancels the batch."""
+    request = on_batch(agent, BatchStep.CANCEL, batch_id)
+    with unit_of_work() as session:
+        batches.cancel_batch(session, request, batch_id)
+
+
+def dispatch(batch_id: int, *, chunk: int = 10, agent: str = "kodjo") -> DispatchReport:
+    """`agent` dispatches the batch."""
+    request = on_batch(agent, "dispatch", batch_id)
+    with unit_of_work() as session:
+        return dispatch_batch(session, request, batch_id, chunk=chunk)
+
+
+def retry(batch_id: int, *, chunk: int = 7, agent: str = "awa") -> RetryReport:
+    """`agent` retries the batch's retryable failed lines."""
+    request = on_batch(agent, "retry", batch_id)
+    with unit_of_work() as session:
+        return retry_batch(session, request, batch_id, chunk=chunk)
 
 
 def lines(database_url: str) -> list[dict]:

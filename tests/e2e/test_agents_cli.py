@@ -166,7 +166,7 @@ def test_revocation_and_key_rotation_take_effect_at_once(sika_env, tmp_path):
     kodjo.sika("agent", "list", "--agent", "kodjo", SIKA_AGENT_KEY=str(new_key))
     # When root revokes awa
     root.sika("agent", "revoke", "awa", "--agent", "root")
-    # Then awa is refused at once, even by commands that still take a name
+    # Then awa is refused at once, by every command
     gone = awa.sika("agent", "list", "--agent", "awa", code=1)
     assert "agent 'awa' was revoked" in _refusal(gone)
     csv_file = tmp_path / "f.csv"
@@ -191,11 +191,13 @@ def test_bad_input_and_missing_roles_are_one_sentence(sika_env, tmp_path):
     assert "holds a private key" in _refusal(private)
     nobody = root.sika("agent", "list", code=1)
     assert _refusal(nobody) == "error: no acting agent: pass --agent NAME or set SIKA_AGENT"
-    # commands not yet signing still check the role, in one sentence
+    # a programme's command checks the role of the signed request, in one sentence
     enrol_agents(root.env, {"ama": "auditor"})
     csv_file = tmp_path / "f.csv"
     csv_file.write_text(
         "national_id,first_name,last_name,phone,region,prefecture,canton,village,crop,area_ha\n"
     )
     refused = root.sika("agripme", "farmers", "import", str(csv_file), "--agent", "ama", code=1)
-    assert _refusal(refused) == "error: agent 'ama' holds auditor; this needs maker or admin"
+    assert _refusal(refused) == (
+        "error: agent 'ama' holds auditor; agripme.farmers.import needs maker"
+    )

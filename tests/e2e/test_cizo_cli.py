@@ -17,7 +17,7 @@ import pytest
 from openpaygo import TokenType, decode_token
 from sqlalchemy import create_engine, text
 
-from tests.conftest import SIKA, run_sika
+from tests.conftest import SIKA, enrol_agents, run_sika
 from tests.fixtures.sandbox import Sandbox, free_port
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -49,9 +49,11 @@ def sika(*args: str, env: dict[str, str], code: int = 0) -> Any:
 
 
 def set_up(env: dict[str, str]) -> None:
-    """Agents, a company on BBOXX's 2018 small-kit prices, and this year's chèque solaire."""
-    for name, role in (("awa", "maker"), ("kodjo", "approver"), ("root", "admin")):
-        sika("agent", "add", name, "--role", role, env=env)
+    """Agents awa (maker), kodjo (approver), root (admin), kofi (treasurer) and ama
+    (auditor); a company on BBOXX's 2018 small-kit prices, and this year's chèque solaire,
+    which only the treasurer funds."""
+    people = {"awa": "maker", "kodjo": "approver", "root": "admin", "kofi": "treasurer"}
+    enrol_agents(env, {**people, "ama": "auditor"})
     company = sika(
         "cizo", "company", "add", "BBOXX", "--name", "BBOXX Togo", "--msisdn", COMPANY_MSISDN,
         "--agent", "awa", "--json", env=env,
@@ -64,10 +66,17 @@ def set_up(env: dict[str, str]) -> None:
     )  # fmt: skip
     assert plan["price"] == 8_960 + 160 * 1_095
     year = str(datetime.now(UTC).year)
-    sika(
-        "cizo", "subsidy", "fund", "--year", year, "--amount", "1000000", "--operator", "flooz",
-        "--reference", "e2e", "--agent", "root", env=env,
-    )  # fmt: skip
+    fund = ["cizo", "subsidy", "fund", "--year", year, "--amount", "1000000", "--operator",
+            "flooz", "--reference", "e2e"]  # fmt: skip
+    for who in ("root", "awa"):
+        assert "needs treasurer" in sika(*fund, "--agent", who, env=env, code=1)
+    sika(*fund, "--agent", "kofi", env=env)
+    assert "needs treasurer" in sika(
+        "cizo", "programme", "set", "--months", "24", "--agent", "root", env=env, code=1
+    )
+    programme = sika("cizo", "programme", "set", "--months", "36", "--agent", "kofi", "--json",
+                     env=env)  # fmt: skip
+    assert programme == {"monthly_amount": 2_000, "months": 36}
 
 
 def register(env: dict[str, str], serial: str, msisdn: str = HOUSEHOLD, **over: str) -> Any:
@@ -244,7 +253,7 @@ def test_a_kit_from_registration_to_a_self_paid_instalment(
     # And the day's Flooz statement reconciles clean: the push and the self-paid instalment
     # are both placed in the ledger, and the ledger's float equals the operator's
     recon = sika("reconcile", "run", "--provider", "flooz", "--date", sandbox.today(),
-                 "--agent", "root", "--json", env=env)  # fmt: skip
+                 "--agent", "ama", "--json", env=env)  # fmt: skip
     assert recon["counts"]["matched"] >= 2
     assert recon["counts"]["missing_in_ledger"] == 0
     assert (recon["open_exceptions"], recon["float"]["difference"]) == (0, 0)
@@ -253,7 +262,7 @@ def test_a_kit_from_registration_to_a_self_paid_instalment(
 def test_settling_a_company_through_maker_checker(env: dict[str, str], sandbox: Sandbox) -> None:
     set_up(env)
     sika(*register(env, "BX-0101"), env=env)
-    sika("funds", "add", "--operator", "flooz", "--amount", "500000", "--agent", "root", env=env)
+    sika("funds", "add", "--operator", "flooz", "--amount", "500000", "--agent", "kofi", env=env)
     sika("cizo", "collect", "BX-0101", "--amount", "10560", "--agent", "awa", env=env)
     company_wallet = sandbox.wallet(COMPANY_MSISDN)["balance"]
     owed = sika("cizo", "company", "show", "BBOXX", "--json", env=env)["owed"]

@@ -1,5 +1,6 @@
 """A season's batch end to end through the CLI, `sika worker` on RabbitMQ and on Redis,
-`sika serve` receiving the sandbox's callbacks; and a worker killed mid-batch.
+`sika serve` receiving the sandbox's callbacks; a worker killed mid-batch; and four eyes
+that no name, puppet or admin walks around, each person with their own key directory.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agripme.sample import write_sample_registry
 from providers.sms import format_fcfa
-from tests.conftest import SIKA
+from tests.conftest import SIKA, Result, run_sika
 from tests.fixtures.sandbox import Sandbox, free_port
 from tests.payout_world import (
+    RULES,
     assert_paid_once,
     build_world,
     lines,
@@ -215,3 +218,100 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     }
     assert summary["succeeded"]["count"] == 400
     sika_ok("ledger", "verify", env=env)
+
+
+def _refused(result: Result, words: str) -> None:
+    """Exit 1, one sentence on stderr holding `words`, no traceback."""
+    assert result.code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert words in errors[0], errors[0]
+
+
+def test_four_eyes_cannot_be_walked_around(sika_env, tmp_path):
+    # Given people, each with a key of their own on their own laptop
+    laptops = tmp_path / "laptops"
+
+    def on(name: str) -> dict[str, str]:
+        return {**sika_env, "SIKA_KEYS_DIR": str(laptops / name), "SIKA_AGENT": name}
+
+    def pub(name: str) -> str:
+        path = tmp_path / f"{name}.pub"
+        path.write_text(sika_ok("agent", "keygen", name, env=on(name)), encoding="utf-8")
+        return str(path)
+
+    sika_ok("agent", "bootstrap", "root", "--public-key", pub("root"), env=sika_env)
+    for name, role in (
+        ("awa", "maker"),
+        ("kodjo", "approver"),
+        ("afi", "treasurer"),
+        ("root2", "admin"),
+    ):
+        sika_ok("agent", "add", name, "--role", role, "--public-key", pub(name), env=on("root"))
+    registry = write_sample_registry(tmp_path / "farmers.csv", 12)
+    sika_ok("agripme", "farmers", "import", str(registry), env=on("awa"))
+    rules = tmp_path / "season.toml"
+    rules.write_text(RULES, encoding="utf-8")
+    # a season and its budget are the treasurer's, not the maker's
+    season = ("agripme", "season", "create", "2026A", "--rules", str(rules))
+    _refused(run_sika(*season, env=on("awa")), "agripme.season.create needs treasurer")
+    sika_ok(*season, env=on("afi"))
+    batch = str(
+        json.loads(
+            sika_ok("agripme", "batch", "create", "--season", "2026A", "--json", env=on("awa"))
+        )["batch"]
+    )
+    approve = ("agripme", "batch", "approve", batch)
+    audit_before = json.loads(sika_ok("audit", "log", "--json", "--limit", "1000", env=sika_env))
+
+    # a maker adding an agent is refused
+    _refused(
+        run_sika(
+            "agent",
+            "add",
+            "mallory",
+            "--role",
+            "approver",
+            "--public-key",
+            pub("mallory"),
+            env=on("awa"),
+        ),
+        "agent 'awa' holds maker; agent.add needs admin",
+    )
+    # an approver minted by one admin waits for the second: her approval is refused
+    sika_ok(
+        "agent", "add", "awa2", "--role", "approver", "--public-key", pub("awa2"), env=on("root")
+    )
+    _refused(run_sika(*approve, env=on("awa2")), "awaits a second admin's confirmation")
+    # Awa cannot act under Kodjo's name: there is no key of his on her laptop...
+    _refused(run_sika(*approve, "--agent", "kodjo", env=on("awa")), "no private key for agent")
+    # ...and signing in his name with her own key proves nothing
+    with_her_key = {**on("awa"), "SIKA_AGENT_KEY": str(laptops / "awa" / "awa.pem")}
+    _refused(
+        run_sika(*approve, "--agent", "kodjo", env=with_her_key),
+        "does not verify with the key of agent 'kodjo'",
+    )
+    # an admin cannot approve, nor the maker her own batch
+    _refused(run_sika(*approve, env=on("root")), "holds admin; agripme.batch.approve needs")
+    _refused(run_sika(*approve, env=on("awa")), "holds maker; agripme.batch.approve needs")
+    # nor may a CIZO command approve an AgriPME batch
+    _refused(run_sika("cizo", "batch", "approve", batch, env=on("kodjo")), "agripme batch")
+
+    # Then nothing of it was recorded as done, and the batch waits for its approver
+    audit_after = json.loads(sika_ok("audit", "log", "--json", "--limit", "1000", env=sika_env))
+    acts = [e["action"] for e in audit_after[len(audit_before) :]]
+    assert acts == ["agent.add"], acts  # root's enrolment of awa2, nothing else
+    shown = json.loads(sika_ok("agripme", "batch", "show", batch, "--json", env=sika_env))
+    assert (shown["status"], shown["maker"], shown["submitted"]) == ("created", "awa", True)
+    # When Kodjo approves it with his own key, it is approved
+    approved = json.loads(sika_ok(*approve, "--json", env=on("kodjo")))
+    assert (approved["status"], approved["approver"]) == ("approved", "kodjo")
+    # And the maker may still cancel it before dispatch, freeing its farmers
+    cancelled = json.loads(sika_ok("agripme", "batch", "cancel", batch, "--json", env=on("awa")))
+    assert (cancelled["status"], cancelled["released"]) == ("cancelled", 12)
+    again = json.loads(
+        sika_ok("agripme", "batch", "create", "--season", "2026A", "--json", env=on("awa"))
+    )
+    assert again["lines"] == 12
+    sika_ok("audit", "log", "--verify", env=sika_env)

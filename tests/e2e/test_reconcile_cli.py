@@ -1,6 +1,8 @@
 """`sika reconcile` as an auditor runs it, after a real AgriPME batch went through the
 operator sandbox: every break category, the safe cases settled with the right amounts,
 reruns that change nothing, four-eyes resolutions, signed reports and refused statements.
+Every run, resolution and approval is a request an auditor (or approver) signs; the
+nightly job alone runs as the server, with no agent.
 
 The sandbox writes statements but has no fault that lists a line twice, drops one or
 changes an amount or a fee, so those four are edits of the fetched statement's bytes,
@@ -18,12 +20,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import run_sika
+from tests.conftest import enrol_agents, run_sika
 from tests.fixtures.sandbox import Sandbox
 from tests.integration.test_reconciliation_html import rendered_bars
-from tests.payout_world import _libpq, build_world, ledger_float, lines, on_test_number, sika_ok
+from tests.payout_world import (
+    PEOPLE,
+    _libpq,
+    build_world,
+    ledger_float,
+    lines,
+    on_test_number,
+    sika_ok,
+)
 
 FINDINGS = 3
+# the world's treasurer (tests.payout_world.PEOPLE)
+TREASURER = next(name for name, role in PEOPLE.items() if role == "treasurer")
 
 
 def _env(sika_env: dict[str, str], sandbox: Sandbox) -> dict[str, str]:
@@ -58,9 +70,11 @@ def _dispatch(env: dict[str, str], *, in_flight: bool = False) -> int:
 
 
 def _reconcile(env: dict[str, str], provider: str, day: str, *extra: str) -> tuple[int, dict]:
+    """`sika reconcile run` signed by ama, an auditor."""
     result = run_sika(
-        "reconcile", "run", "--provider", provider, "--date", day, "--json", *extra, env=env
-    )
+        "reconcile", "run", "--provider", provider, "--date", day, "--agent", "ama", "--json",
+        *extra, env=env,
+    )  # fmt: skip
     assert result.code in (0, FINDINGS), result.stderr[-3000:]
     return result.code, json.loads(result.stdout)
 
@@ -122,8 +136,7 @@ def test_every_category_settled_rerun_and_resolved(
     # reversed test numbers on both operators, and two auditors
     env = _env(sika_env, sandbox)
     build_world(env, tmp_path, farmers=22, test_numbers=("000006", "000007", "000008"))
-    for name in ("ama", "yao"):
-        sika_ok("agent", "add", name, "--role", "auditor", env=env)
+    enrol_agents(env, {"ama": "auditor", "yao": "auditor"})
     _dispatch(env, in_flight=True)
     paid = lines(env["SIKA_DATABASE_URL"])
     day = sandbox.today()
@@ -370,44 +383,22 @@ def test_clean_batch_reconciles_clean_with_fees(
     env = _env(sika_env, sandbox)
     sandbox.set_faults({"fee_fixed": 25, "fee_bps": 50})
     build_world(env, tmp_path, farmers=20, test_numbers=())
-    sika_ok("agent", "add", "ama", "--role", "auditor", env=env)
+    enrol_agents(env, {"ama": "auditor"})
     day = sandbox.today()
-    sika_ok(
-        "reconcile",
-        "fees",
-        "--provider",
-        "tmoney",
-        "--fixed",
-        "25",
-        "--bps",
-        "50",
-        "--from",
-        day,
-        "--agent",
-        "root",
-        env=env,
-    )
-    sika_ok(
-        "reconcile",
-        "fees",
-        "--provider",
-        "flooz",
-        "--fixed",
-        "25",
-        "--bps",
-        "50",
-        "--from",
-        day,
-        "--agent",
-        "root",
-        env=env,
-    )
+    grid = ("--fixed", "25", "--bps", "50", "--from", day)
+    # the grid is a money rule: an auditor or the treasurer records it, an admin does not
+    refused = run_sika("reconcile", "fees", "--provider", "tmoney", *grid, "--agent", "root",
+                       env=env)  # fmt: skip
+    assert refused.code == 1
+    assert "needs auditor or treasurer" in refused.stderr
+    sika_ok("reconcile", "fees", "--provider", "tmoney", *grid, "--agent", "ama", env=env)
+    sika_ok("reconcile", "fees", "--provider", "flooz", *grid, "--agent", TREASURER, env=env)
     _dispatch(env)
     paid = lines(env["SIKA_DATABASE_URL"])
     assert {r["status"] for r in paid} == {"succeeded"}
     # When each operator's day is reconciled from the sandbox's statement and float
     for provider in ("flooz", "tmoney"):
-        code, run = _reconcile(env, provider, day, "--agent", "ama")
+        code, run = _reconcile(env, provider, day)
         mine = [r for r in paid if r["operator"] == provider]
         # Then every line matches, the fees are booked and the floats agree: exit 0
         assert code == 0
@@ -440,6 +431,14 @@ def test_scheduler_once_reconciles_both_operators_then_seals(
     runs = _query(env, "SELECT provider FROM recon_runs WHERE day = %s ORDER BY provider", day)
     assert [r[0] for r in runs] == ["flooz", "tmoney"]
     assert run_sika("audit", "verify", env=env).code == 0
+    # And the audit log shows each run as the server's act, signed by no agent
+    nightly = _query(
+        env,
+        "SELECT agent_name, signature, arguments->>'provider' FROM audit_log"
+        " WHERE action = 'reconcile.nightly' ORDER BY id",
+    )
+    assert nightly == [(None, None, "flooz"), (None, None, "tmoney")]
+    assert _query(env, "SELECT count(*) FROM audit_log WHERE action = 'reconcile.run'") == [(0,)]
 
 
 MALFORMED = {
@@ -468,11 +467,12 @@ MALFORMED = {
 def test_malformed_statement_refused_with_its_line(
     sika_env: dict[str, str], tmp_path: Path, case: str
 ) -> None:
-    # Given a malformed T-Money statement
+    # Given a malformed T-Money statement, and an auditor
     body, where = MALFORMED[case]
     statement = tmp_path / "statement.csv"
     statement.write_bytes(body)
-    # When it is reconciled
+    enrol_agents(sika_env, {"ama": "auditor"})
+    # When she reconciles it
     result = run_sika(
         "reconcile",
         "run",
@@ -484,12 +484,18 @@ def test_malformed_statement_refused_with_its_line(
         str(statement),
         "--closing-float",
         "0",
+        "--agent",
+        "ama",
         env=sika_env,
     )
-    # Then it is refused in one sentence naming the line, and nothing is recorded
+    # Then it is refused in one sentence naming the line, and nothing is recorded (her
+    # request neither: it rolled back with the run)
     assert result.code == 1
     assert where in result.stderr
     assert "Traceback" not in result.stderr
     assert _query(sika_env, "SELECT count(*) FROM recon_runs")[0][0] == 0
     assert _query(sika_env, "SELECT count(*) FROM recon_breaks")[0][0] == 0
     assert _transfers(sika_env) == 0
+    assert _query(sika_env, "SELECT count(*) FROM audit_log WHERE action = 'reconcile.run'") == [
+        (0,)
+    ]

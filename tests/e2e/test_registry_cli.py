@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_sika
+from tests.conftest import enrol_agents, run_sika
 
 FRENCH = (
     "\ufeffNuméro Carte;Prénom;Nom;Téléphone;Région;Préfecture;Canton;Village;Culture;"
@@ -19,8 +19,7 @@ ENGLISH = (
 
 
 def _agents(env: dict[str, str]) -> None:
-    for name, role in (("ama", "maker"), ("aud", "auditor")):
-        assert run_sika("agent", "add", name, "--role", role, env=env).code == 0
+    enrol_agents(env, {"ama": "maker", "aud": "auditor"})
 
 
 def test_import_exit_codes_json_and_stderr(sika_env, tmp_path):
@@ -50,25 +49,44 @@ def test_import_exit_codes_json_and_stderr(sika_env, tmp_path):
     assert "scientific notation" in real.stderr
 
 
-def test_show_masks_and_reveal_needs_role_and_is_logged(sika_env, tmp_path):
+def test_show_is_signed_masks_and_reveal_needs_an_auditor_and_is_logged(sika_env, tmp_path):
     _agents(sika_env)
     french = tmp_path / "fr.csv"
     french.write_text(FRENCH, encoding="utf-8")
     assert run_sika("agripme", "farmers", "import", str(french), "--agent", "ama",
                     env=sika_env).code == 0
+    # decrypting a farmer is a signed request: no agent, no look
+    anonymous = run_sika("agripme", "farmers", "show", "tg-001", env=sika_env)
+    assert anonymous.code == 1
+    assert "no acting agent" in anonymous.stderr
     shown = json.loads(run_sika("agripme", "farmers", "show", "tg-001", "--json",
-                                env=sika_env).stdout)
+                                "--agent", "ama", env=sika_env).stdout)
     assert shown["phone"] == "22890****56"
     assert shown["last_name"] == "Mensah"
     refused = run_sika("agripme", "farmers", "show", "TG-001", "--reveal", "--agent", "ama",
                        env=sika_env)
     assert refused.code == 1
-    assert "needs auditor or admin" in refused.stderr
+    assert "agent 'ama' holds maker; agripme.farmers.show needs auditor" in refused.stderr
     assert "Traceback" not in refused.stderr
     revealed = run_sika("agripme", "farmers", "show", "TG-001", "--reveal", "--json",
                         env={**sika_env, "SIKA_AGENT": "aud"})
     assert json.loads(revealed.stdout)["phone"] == "22890123456"
     log = json.loads(run_sika("audit", "log", "--json", env=sika_env).stdout)
-    assert log[-1]["action"] == "agripme.farmers.reveal"
-    assert log[-1]["agent"] == "aud"
+    assert [(e["action"], e["agent"]) for e in log[-2:]] == [
+        ("agripme.farmers.show", "ama"), ("agripme.farmers.show", "aud")
+    ]
+    assert log[-1]["arguments"]["reveal"] is True
     assert "22890123456" not in json.dumps(log)
+    assert "TG-001" not in json.dumps(log)
+
+
+def test_import_needs_a_maker_s_signed_request(sika_env, tmp_path):
+    _agents(sika_env)
+    french = tmp_path / "fr.csv"
+    french.write_text(FRENCH, encoding="utf-8")
+    refused = run_sika("agripme", "farmers", "import", str(french), "--agent", "aud",
+                       env=sika_env)
+    assert refused.code == 1
+    assert "needs maker" in refused.stderr
+    assert run_sika("agripme", "farmers", "show", "TG-001", "--agent", "ama",
+                    env=sika_env).code == 1

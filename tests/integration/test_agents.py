@@ -25,23 +25,38 @@ def test_roles_signatures_and_public_key_registration(session_factory, sika_env,
     # the generated private key is in SIKA_KEYS_DIR; a registered agent's is not here at all
     assert authority.key_path("ama").exists()
     assert not authority.key_path("kofi").exists()
+    # Then a request is held to the agent's roles, in a sentence naming both
+    request = authority.signed_by("ama", "test.approve", {"batch_id": 1})
+    needs = "agent 'ama' holds maker; test.approve needs approver"
+    with unit_of_work(session_factory) as session, pytest.raises(AuthorizationError, match=needs):
+        authority.authorize(
+            session,
+            request,
+            command="test.approve",
+            arguments={"batch_id": 1},
+            roles=[Role.APPROVER],
+        )
+    with pytest.raises(AuthorizationError, match="no acting agent"):
+        authority.signed_by(None, "test.approve", {"batch_id": 1})
     with unit_of_work(session_factory) as session:
-        # Then roles are enforced with a sentence naming agent and roles
-        assert agents.require_role(session, "ama", Role.MAKER).id == maker.id
-        needs = "agent 'ama' holds maker; this needs approver"
-        with pytest.raises(AuthorizationError, match=needs):
-            agents.require_role(session, "ama", Role.APPROVER)
-        with pytest.raises(AuthorizationError, match="no acting agent"):
-            agents.resolve_agent(session, None)
         with pytest.raises(ValidationError):
             agents.add_agent(session, "ama", Role.ADMIN)
         with pytest.raises(ValidationError):
             agents.add_agent(session, "bad name!", Role.ADMIN)
-    # And signatures verify against the registered key only
-    signature = agents.sign_as(maker, b"manifest")
-    assert agents.verify_agent_signature(maker, b"manifest", signature)
-    assert not agents.verify_agent_signature(maker, b"manifest!", signature)
-    assert agents.verify_agent_signature(approver, b"m", signing.sign(outside, b"m"))
+    # And a request verifies against the registered key only: kofi's name signed with
+    # ama's key proves nothing, signed with kofi's own key it does
+    ama_key = authority.load_agent_key("ama")
+    forged = authority.sign_request("test.look", {}, "kofi", ama_key)
+    genuine = authority.sign_request("test.look", {}, "kofi", outside)
+    with unit_of_work(session_factory) as session:
+        assert not authority.signature_valid(session, forged)
+        assert authority.signature_valid(session, genuine)
+        assert (
+            authority.authorize(
+                session, genuine, command="test.look", arguments={}, roles=[Role.APPROVER]
+            ).id
+            == approver.id
+        )
 
 
 def test_role_is_checked_by_the_database(session_factory, sika_env):

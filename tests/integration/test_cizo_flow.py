@@ -1,8 +1,10 @@
 """CIZO end to end against real PostgreSQL and the operator sandbox over HTTP: pushes,
-merchant payments, duplicated callbacks, the chèque solaire and OpenPAYGO tokens."""
+merchant payments, duplicated callbacks, the chèque solaire and OpenPAYGO tokens; each
+act of a person a request signed with their own key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,13 @@ from openpaygo import TokenType, decode_token
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cizo import collections, registry
-from cizo.models import Payment, Token
+from cizo import collections, payments, registry
+from cizo.models import Collection, Payment, Token
 from cizo.rules import add_months
 from core import agents
+from core.authority import SignedRequest, load_agent_key, sign_request, signed_by
 from core.crypto import PiiKeys, load_keys
-from core.errors import ValidationError
-from core.models import Role
+from core.errors import AuthorizationError, ValidationError
 from core.settings import Settings
 from ledger import api as ledger
 from providers.base import CallbackEvent, Kind, Outcome
@@ -28,47 +30,88 @@ START = "987654321"
 HOUSEHOLD = "22896000031"
 
 
+class World:
+    """The operator sandbox, Sika's settings and keys, and people signing with their own."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.keys = load_keys(settings)
+
+    def sign(self, agent: str, command: str, arguments: dict[str, Any]) -> SignedRequest:
+        return signed_by(agent, command, arguments, settings=self.settings)
+
+    def run(self, work: Callable[[Session], Any]) -> Any:
+        with self.factory() as session, session.begin():
+            return work(session)
+
+    def add_plan(self, session: Session, **fields: Any) -> None:
+        registry.add_plan(session, self.sign("awa", "cizo.plan.add", fields), **fields)
+
+    def register_kit(self, session: Session, **fields: Any) -> None:
+        fields = {"opaygo_key": KEY, "starting_code": START, "company": "BBOXX", **fields}
+        arguments = registry.kit_arguments(self.keys, **fields)
+        registry.register_kit(
+            session, self.sign("awa", "cizo.kit.register", arguments), self.keys, **fields
+        )
+
+    def fund(self, session: Session, agent: str = "kofi", **fields: Any) -> dict[str, Any]:
+        request = self.sign(agent, "cizo.subsidy.fund", fields)
+        return registry.fund_subsidy(session, request, **fields)
+
+    def collect(self, serial: str, amount: int) -> Any:
+        request = self.sign("awa", "cizo.collect", {"serial": serial, "amount": amount})
+        return collections.start_collection(
+            self.factory, self.settings, self.keys, request, serial=serial, amount=amount
+        )
+
+    def confirm_statement(self, data: bytes, agent: str = "awa") -> collections.Outcomes:
+        arguments = {"provider": "flooz", "statement_sha256": collections.statement_digest(data)}
+        request = self.sign(agent, "cizo.payments.confirm", arguments)
+        return collections.confirm_statement(
+            self.factory, self.settings, self.keys, request, provider="flooz", data=data
+        )
+
+
 @pytest.fixture
 def world(
     session_factory: sessionmaker[Session],
     sandbox: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> dict[str, Any]:
+) -> World:
+    """awa (maker), kofi (treasurer), ama (auditor), root (admin); BBOXX, its MINI plan,
+    KIT-1, and this year's chèque solaire."""
     monkeypatch.setenv("SIKA_HOME", str(tmp_path))
-    settings = Settings(sandbox_url=sandbox.url, home=tmp_path)
-    keys = load_keys(settings)
+    keys_dir = tmp_path / "agent-keys"
+    world = World(
+        session_factory, Settings(sandbox_url=sandbox.url, home=tmp_path, keys_dir=keys_dir)
+    )
     sandbox.put_wallet(HOUSEHOLD, balance=1_000_000)
     with session_factory() as session, session.begin():
-        admin = agents.add_agent(session, "admin1", Role.ADMIN, home=tmp_path)
-        registry.add_company(
-            session, admin, keys, code="BBOXX", name="BBOXX Togo", msisdn="22896000041"
+        for name, role in (
+            ("awa", "maker"),
+            ("kofi", "treasurer"),
+            ("ama", "auditor"),
+            ("root", "admin"),
+        ):
+            agents.add_agent(session, name, role, keys_dir=keys_dir)
+        company = {"code": "BBOXX", "name": "BBOXX Togo", "msisdn": "22896000041"}
+        request = world.sign(
+            "awa", "cizo.company.add", registry.company_arguments(world.keys, **company)
         )
+        registry.add_company(session, request, world.keys, **company)
         # 1,000 deposit then 100 a day for 60 days: 7,000 in all
-        registry.add_plan(
-            session, admin, code="MINI", company="BBOXX", deposit=1_000, per_day=100, term_days=60
+        world.add_plan(
+            session, code="MINI", company="BBOXX", deposit=1_000, per_day=100, term_days=60
         )
-        registry.register_kit(
-            session,
-            admin,
-            keys,
-            household="Afi Mensah",
-            msisdn=HOUSEHOLD,
-            company="BBOXX",
-            plan="MINI",
-            serial="KIT-1",
-            opaygo_key=KEY,
-            starting_code=START,
+        world.register_kit(
+            session, household="Afi Mensah", msisdn=HOUSEHOLD, plan="MINI", serial="KIT-1"
         )
-        registry.fund_subsidy(
-            session,
-            admin,
-            year=datetime.now(UTC).year,
-            amount=100_000,
-            operator="flooz",
-            reference="t1",
+        world.fund(
+            session, year=datetime.now(UTC).year, amount=100_000, operator="flooz", reference="t1"
         )
-    return {"settings": settings, "keys": keys, "admin": admin}
+    return world
 
 
 def _kit(factory: sessionmaker[Session], keys: PiiKeys) -> dict[str, Any]:
@@ -96,14 +139,12 @@ def _decode_all(tokens: list[dict[str, Any]]) -> list[tuple[Any, int]]:
 
 
 def test_pushes_pay_off_the_plan_with_one_disable_payg(
-    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
-    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    settings, keys = world.settings, world.keys
     # Given the deposit paid by push, then many small pushes
     for amount in [1_000] + [250] * 16:
-        started = collections.start_collection(
-            session_factory, settings, keys, serial="KIT-1", amount=amount, agent=admin
-        )
+        started = world.collect("KIT-1", amount)
         done = collections.wait_for_collection(
             session_factory, settings, keys, started.reference, timeout=10, interval=0.2
         )
@@ -153,9 +194,9 @@ def _counts(factory: sessionmaker[Session]) -> tuple[int, int, int]:
 
 
 def test_duplicated_merchant_callback_counts_once_in_real_time(
-    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
-    settings, keys = world["settings"], world["keys"]
+    settings, keys = world.settings, world.keys
     # Given a household paying its kit's serial on its own, reported twice by callback
     paid = sandbox.pay(HOUSEHOLD, 1_300, "KIT-1", "flooz")
     for callback_id in (1, 2):
@@ -170,18 +211,16 @@ def test_duplicated_merchant_callback_counts_once_in_real_time(
     assert _decode_all(kit["tokens"]) == [(6, TokenType.ADD_TIME)]
     # And the statement, the catch-up path, finds nothing left to count
     statement = sandbox.statement("flooz", sandbox.today())
-    again = collections.confirm_statement(
-        session_factory, settings, keys, provider="flooz", data=statement, agent=None
-    )
+    again = world.confirm_statement(statement)
     assert again.confirmed == []
     assert _counts(session_factory) == (1, 1, 1)
     _verify(session_factory)
 
 
 def test_forged_callbacks_never_count_and_the_statement_catches_up(
-    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
-    settings, keys = world["settings"], world["keys"]
+    settings, keys = world.settings, world.keys
     paid = sandbox.pay(HOUSEHOLD, 1_300, "KIT-1", "flooz")
     forged = [
         # an amount the operator never saw
@@ -197,9 +236,7 @@ def test_forged_callbacks_never_count_and_the_statement_catches_up(
     assert _kit(session_factory, keys)["paid"] == 0
     # When the statement arrives, the operator's amount counts once under its reference
     statement = sandbox.statement("flooz", sandbox.today())
-    done = collections.confirm_statement(
-        session_factory, settings, keys, provider="flooz", data=statement, agent=None
-    )
+    done = world.confirm_statement(statement, agent="ama")
     assert done.confirmed == [paid["operator_reference"]]
     kit = _kit(session_factory, keys)
     assert (kit["paid"], kit["subsidy"]) == (1_300, 300)
@@ -211,21 +248,12 @@ def test_forged_callbacks_never_count_and_the_statement_catches_up(
 
 
 def test_a_tmoney_merchant_payment_is_confirmed_by_ref_tmoney(
-    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
-    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    settings, keys = world.settings, world.keys
     with session_factory() as session, session.begin():
-        registry.register_kit(
-            session,
-            admin,
-            keys,
-            household="Ama Lawson",
-            msisdn="22890000032",
-            company="BBOXX",
-            plan="MINI",
-            serial="KIT-T",
-            opaygo_key=KEY,
-            starting_code=START,
+        world.register_kit(
+            session, household="Ama Lawson", msisdn="22890000032", plan="MINI", serial="KIT-T"
         )
     sandbox.put_wallet("22890000032", balance=50_000)
     paid = sandbox.pay("22890000032", 1_000, "KIT-T", "tmoney")
@@ -242,35 +270,22 @@ def test_a_tmoney_merchant_payment_is_confirmed_by_ref_tmoney(
 
 
 def test_subsidy_stops_36_months_after_activation(
-    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
-    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    settings, keys = world.settings, world.keys
     activated = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
     with session_factory() as session, session.begin():
-        registry.add_plan(
-            session, admin, code="LONG", company="BBOXX", deposit=1_000, per_day=10, term_days=3_000
+        world.add_plan(
+            session, code="LONG", company="BBOXX", deposit=1_000, per_day=10, term_days=3_000
         )
-        registry.register_kit(
-            session,
-            admin,
-            keys,
-            household="Kossi Amegah",
-            msisdn=HOUSEHOLD,
-            company="BBOXX",
-            plan="LONG",
-            serial="KIT-L",
-            opaygo_key=KEY,
-            starting_code=START,
+        world.register_kit(
+            session, household="Kossi Amegah", msisdn=HOUSEHOLD, plan="LONG", serial="KIT-L"
         )
         for year in (2026, 2028, 2029):
-            registry.fund_subsidy(
-                session, admin, year=year, amount=50_000, operator="flooz", reference=f"y{year}"
-            )
+            world.fund(session, year=year, amount=50_000, operator="flooz", reference=f"y{year}")
 
     def pay(amount: int, at: datetime) -> int:
-        started = collections.start_collection(
-            session_factory, settings, keys, serial="KIT-L", amount=amount, agent=admin
-        )
+        started = world.collect("KIT-L", amount)
         done = collections.wait_for_collection(
             session_factory,
             settings,
@@ -303,9 +318,9 @@ def test_subsidy_stops_36_months_after_activation(
 
 
 def test_paying_after_payoff_issues_no_second_disable_payg(
-    session_factory: sessionmaker[Session], world: dict[str, Any], sandbox: Any
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
-    settings, keys, admin = world["settings"], world["keys"], world["admin"]
+    settings, keys = world.settings, world.keys
     # Given the 7,000 plan paid in many merchant payments, each confirmed by status query
     for amount in [1_000] + [200] * 20:
         paid = sandbox.pay(HOUSEHOLD, amount, "KIT-1", "flooz")
@@ -316,9 +331,7 @@ def test_paying_after_payoff_issues_no_second_disable_payg(
     assert (kit["status"], kit["remaining"]) == ("unlocked", 0)
     # When the household pays once more on its own (a push is refused outright)
     with pytest.raises(ValidationError, match="paid off"):
-        collections.start_collection(
-            session_factory, settings, keys, serial="KIT-1", amount=200, agent=admin
-        )
+        world.collect("KIT-1", 200)
     extra = sandbox.pay(HOUSEHOLD, 200, "KIT-1", "flooz")
     done = collections.note_merchant_payment(session_factory, settings, keys, _callback(extra))
     assert done.confirmed == [extra["operator_reference"]]
@@ -329,3 +342,69 @@ def test_paying_after_payoff_issues_no_second_disable_payg(
     with session_factory() as session:
         assert registry.available(session, registry.REFUNDS_ACCOUNT) == 200
     _verify(session_factory)
+
+
+def _balance(factory: sessionmaker[Session], code: str) -> int:
+    with factory() as session:
+        return registry.available(session, code)
+
+
+def test_only_the_treasurer_funds_and_sets_the_cheque_solaire(
+    session_factory: sessionmaker[Session], world: World
+) -> None:
+    year = datetime.now(UTC).year
+    allocation = registry.subsidy_account(year)
+    before = _balance(session_factory, allocation)
+    funding = {"year": year, "amount": 5_000, "operator": "flooz", "reference": "t2"}
+    # Given a maker, an auditor and an admin, each with their own key
+    for agent in ("awa", "ama", "root"):
+        # When each funds the chèque solaire, or changes its monthly cap
+        with pytest.raises(AuthorizationError, match="needs treasurer"):
+            world.run(lambda s, a=agent: world.fund(s, agent=a, **funding))
+        request = world.sign(agent, "cizo.programme.set", {"monthly_amount": 9, "months": None})
+        with pytest.raises(AuthorizationError, match="needs treasurer"):
+            world.run(lambda s, r=request: registry.set_programme(s, r, monthly_amount=9))
+    # Then nothing changed
+    assert _balance(session_factory, allocation) == before
+    with session_factory() as session:
+        assert registry.programme(session).monthly_subsidy_amount == 2_000
+    # And the treasurer does both
+    with session_factory() as session, session.begin():
+        assert world.fund(session, **funding)["available"] == before + 5_000
+        request = world.sign("kofi", "cizo.programme.set", {"monthly_amount": 2_500, "months": 24})
+        row = registry.set_programme(session, request, monthly_amount=2_500, months=24)
+        assert (row.monthly_subsidy_amount, row.subsidy_months) == (2_500, 24)
+
+
+def test_a_request_is_the_signers_own_for_what_it_names_and_once(
+    session_factory: sessionmaker[Session], world: World
+) -> None:
+    year = datetime.now(UTC).year
+    funding = {"year": year, "amount": 5_000, "operator": "flooz", "reference": "t3"}
+    # Given awa's own key, used to sign a funding in the treasurer's name
+    forged = sign_request(
+        "cizo.subsidy.fund", funding, "kofi", load_agent_key("awa", world.settings)
+    )
+    # Then it is refused: only kofi's key acts as kofi
+    with pytest.raises(AuthorizationError, match="does not verify with the key of agent 'kofi'"):
+        world.run(lambda s: registry.fund_subsidy(s, forged, **funding))
+    # And a correction signed for 5 days is not one of 50
+    request = world.sign("awa", "cizo.kit.correct", {"serial": "KIT-1", "days": 5})
+    with pytest.raises(AuthorizationError, match="differ from those it would act on"):
+        world.run(
+            lambda s: payments.correct_kit(
+                s, request, world.keys, serial="KIT-1", days=50, now=payments.utcnow()
+            )
+        )
+    # And a push request serves once
+    request = world.sign("awa", "cizo.collect", {"serial": "KIT-1", "amount": 1_000})
+    collections.start_collection(
+        session_factory, world.settings, world.keys, request, serial="KIT-1", amount=1_000
+    )
+    with pytest.raises(AuthorizationError, match="already used"):
+        collections.start_collection(
+            session_factory, world.settings, world.keys, request, serial="KIT-1", amount=1_000
+        )
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Collection)) == 1
+    assert _balance(session_factory, registry.subsidy_account(year)) == 100_000

@@ -18,13 +18,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from agripme.models import FIRST_NAME, LAST_NAME, Farmer
-from agripme.registry import import_farmers
+from agripme.registry import FARMERS_IMPORT, ImportReport, import_arguments, import_farmers
 from cizo import collections
 from cizo import registry as cizo_registry
+from core import agents, signing
+from core.authority import sign_request
 from core.bounds import MAX_AMOUNT, MAX_COUNTER
 from core.crypto import BlindIndex, Keyring, PiiKeys
-from core.db import get_sessionmaker
+from core.db import get_sessionmaker, unit_of_work
 from core.errors import LedgerError, ValidationError
+from core.models import Role
 from core.settings import Settings
 from ledger import api
 from ledger.types import AccountKind, AccountSpec, Transfer
@@ -142,6 +145,20 @@ def test_cizo_prices_and_the_programme_are_bounded_in_python_and_in_the_database
 
 
 @pytest.fixture
+def importer(session_factory: sessionmaker[Session]) -> Any:
+    """Imports as the maker Ama would: a request signed with her key, naming the file."""
+    key = signing.generate_private_key()
+    with unit_of_work(session_factory) as session:
+        agents.add_agent(session, "ama", Role.MAKER, public_key_pem=signing.public_pem(key))
+
+    def run(path: Path, **kw: Any) -> ImportReport:
+        request = sign_request(FARMERS_IMPORT, import_arguments(path), "ama", key)
+        return import_farmers(session_factory, path, KEYS, request=request, **kw)
+
+    return run
+
+
+@pytest.fixture
 def registry_file(tmp_path: Path):
     def write(body: str) -> Path:
         path = tmp_path / "farmers.csv"
@@ -163,18 +180,22 @@ def registry_file(tmp_path: Path):
     ids=["200KB", "5KB", "unterminated-quote"],
 )
 def test_a_file_the_reader_cannot_trust_is_refused_whole(
-    session_factory: sessionmaker[Session], registry_file: Any, body: str, refusal: str
+    session_factory: sessionmaker[Session],
+    registry_file: Any,
+    body: str,
+    refusal: str,
+    importer: Any,
 ) -> None:
     path = registry_file(body)
     with pytest.raises(ValidationError, match=refusal) as caught:
-        import_farmers(session_factory, path, KEYS, chunk_rows=1)
+        importer(path, chunk_rows=1)
     assert "nothing was imported" in str(caught.value)
     # row 1 was valid and written in its own chunk: the one transaction dropped it
     assert _farmers(session_factory) == 0
 
 
 def test_phone_and_telephone_together_are_refused(
-    session_factory: sessionmaker[Session], tmp_path: Path
+    session_factory: sessionmaker[Session], tmp_path: Path, importer: Any
 ) -> None:
     path = tmp_path / "farmers.csv"
     path.write_text(
@@ -183,12 +204,12 @@ def test_phone_and_telephone_together_are_refused(
         encoding="utf-8",
     )
     with pytest.raises(ValidationError, match="'phone' and 'telephone' both give the phone"):
-        import_farmers(session_factory, path, KEYS)
+        importer(path)
     assert _farmers(session_factory) == 0
 
 
 def test_names_with_bidi_zero_width_or_control_characters_are_refused_by_row_and_field(
-    session_factory: sessionmaker[Session], registry_file: Any
+    session_factory: sessionmaker[Session], registry_file: Any, importer: Any
 ) -> None:
     path = registry_file(
         _row(1)
@@ -197,7 +218,7 @@ def test_names_with_bidi_zero_width_or_control_characters_are_refused_by_row_and
         + _row(4, first="Ko\x1bdjo")
         + _row(5, last="Kpo\u2067dar")
     )
-    report = import_farmers(session_factory, path, KEYS)
+    report = importer(path)
     assert [(e.row, e.field) for e in report.errors] == [
         (2, "first_name"), (3, "last_name"), (4, "first_name"), (5, "last_name")
     ]
@@ -213,9 +234,9 @@ def test_names_with_bidi_zero_width_or_control_characters_are_refused_by_row_and
 
 
 def test_the_database_refuses_a_place_with_a_bidi_override(
-    session_factory: sessionmaker[Session], registry_file: Any, admin_database_url: str
+    registry_file: Any, admin_database_url: str, importer: Any
 ) -> None:
-    import_farmers(session_factory, registry_file(_row(1)), KEYS)
+    importer(registry_file(_row(1)))
     with psycopg.connect(_libpq(admin_database_url)) as conn:
         with pytest.raises(psycopg.errors.CheckViolation, match="places_readable"):
             conn.execute("UPDATE farmers SET village = 'Nano' || chr(8238)")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import unit_of_work
+from core.db import build_engine, unit_of_work
 from core.errors import LedgerError
 from ledger import api
 from ledger.types import AccountKind, AccountSpec, Limit, Result, Transfer, TransferKind
@@ -240,11 +240,16 @@ def test_a_breaching_big_batch_takes_the_exact_slow_path(session_factory) -> Non
     assert _bal(session_factory, "float")[1] == 806 + 9
 
 
-def test_verify_notices_counters_moved_behind_the_triggers(session_factory, engine) -> None:
+def test_verify_notices_counters_moved_behind_the_triggers(
+    session_factory, admin_database_url
+) -> None:
     _setup(session_factory)
-    with engine.begin() as conn:
+    # a superuser can move them; sika_app cannot (test_db_roles)
+    admin = build_engine(admin_database_url, pool_size=1)
+    with admin.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text("UPDATE ledger_accounts SET credits_posted = 5 WHERE code = 'float'"))
+    admin.dispose()
     with unit_of_work(session_factory) as s:
         report = api.verify_ledger(s)
     assert not report.ok

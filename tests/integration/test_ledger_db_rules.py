@@ -14,8 +14,9 @@ from ledger.types import AccountKind, AccountSpec, Limit, Transfer
 
 
 @pytest.fixture
-def raw(database_url: str, session_factory):
-    """A psycopg connection as the table owner (a superuser here), plus a funded float."""
+def raw(owner_database_url: str, session_factory):
+    """A psycopg connection as the tables' owner, sika_owner, plus a funded float: the
+    triggers and CHECKs bind even the owner (sika_app is refused sooner: test_db_roles)."""
     with unit_of_work(session_factory) as s:
         api.create_accounts(
             s,
@@ -27,7 +28,7 @@ def raw(database_url: str, session_factory):
         )
     api.transfer(session_factory, Transfer.single("fund", "treasury", "float", 100))
     api.transfer(session_factory, Transfer.pending("p1", "float", "expense", 10))
-    url = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    url = make_url(owner_database_url).set(drivername="postgresql").render_as_string(False)
     with psycopg.connect(url, autocommit=True) as conn:
         yield conn
 

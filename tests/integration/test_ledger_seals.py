@@ -14,15 +14,26 @@ from core.db import unit_of_work
 from core.errors import LedgerError, ValidationError
 from ledger import api, seals
 from ledger.types import AccountKind, AccountSpec, Limit, Transfer
+from tests.conftest import ADMIN_URL
 
 TODAY = dt.datetime.now(dt.UTC).date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
 BEFORE = TODAY - dt.timedelta(days=2)
 
 
-def _superuser(database_url: str) -> psycopg.Connection:
+def _connect(database_url: str) -> psycopg.Connection:
     url = make_url(database_url).set(drivername="postgresql").render_as_string(False)
     return psycopg.connect(url, autocommit=True)
+
+
+def _superuser(database_url: str) -> psycopg.Connection:
+    """The same database as the test server's superuser: sika_app cannot tamper at all."""
+    admin = make_url(ADMIN_URL)
+    return _connect(
+        make_url(database_url)
+        .set(username=admin.username, password=admin.password)
+        .render_as_string(False)
+    )
 
 
 @pytest.fixture
@@ -134,7 +145,8 @@ def test_a_removed_seal_breaks_the_chain(history, session_factory, database_url)
 def test_an_open_transaction_from_before_the_day_end_postpones_sealing(
     session_factory, database_url
 ) -> None:
-    with _superuser(database_url) as other:
+    # a writer's transaction, as the writers' role: sealing sees its own role's sessions
+    with _connect(database_url) as other:
         other.execute("BEGIN")
         other.execute("SELECT 1")
         end = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)

@@ -24,8 +24,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from agripme import seasons
-from agripme.batches import create_season_batch
-from agripme.registry import import_farmers
 from agripme.sample import write_sample_registry
 from core import agents
 from core.crypto import load_keys
@@ -33,14 +31,23 @@ from core.db import get_sessionmaker, unit_of_work
 from core.settings import load_settings
 from ledger import api as ledger
 from payouts import worker
-from payouts.batches import approve_batch
-from payouts.dispatch import Dispatcher, dispatch_batch
-from payouts.funds import add_funds
+from payouts.dispatch import Dispatcher
 from payouts.models import LINE_MSISDN
-from payouts.retry import retry_batch
 from reconciliation.service import reconcile_statement
 from tests.conftest import _clear_caches, _libpq, _url_for
-from tests.payout_world import RULES, assert_paid_once, lines
+from tests.payout_world import (
+    PEOPLE,
+    RULES,
+    approve,
+    assert_paid_once,
+    create_season,
+    dispatch,
+    fund,
+    import_registry,
+    lines,
+    make_batch,
+    retry,
+)
 
 # numbers of the insider's accomplice, one per operator's prefixes (DESIGN §5)
 ACCOMPLICE = {"flooz": "22899123456", "tmoney": "22890123456"}
@@ -56,31 +63,21 @@ def world(sika_env, sandbox, monkeypatch, tmp_path):
     _clear_caches()
     keys = load_keys(load_settings())
     with unit_of_work() as session:
-        for name, role in (("awa", "maker"), ("kodjo", "approver"), ("root", "admin")):
+        for name, role in PEOPLE.items():
             agents.add_agent(session, name, role)
-    with unit_of_work() as session:
-        maker = agents.get_agent(session, "awa")
-    import_farmers(
-        get_sessionmaker(), write_sample_registry(tmp_path / "f.csv", 12), keys, agent=maker
-    )
-    with unit_of_work() as session:
-        rules = seasons.parse_rules(tomllib.loads(RULES))
-        seasons.create_season(session, "2026A", rules, agents.get_agent(session, "root"))
-        for operator in ("flooz", "tmoney"):
-            add_funds(session, operator, 1_000_000, f"test:fund:{operator}")
-            sandbox.topup(operator, 1_000_000)
+    import_registry(write_sample_registry(tmp_path / "f.csv", 12), keys)
+    create_season("2026A", seasons.parse_rules(tomllib.loads(RULES)))
+    for operator in ("flooz", "tmoney"):
+        fund(operator, 1_000_000, f"test:fund:{operator}")
+        sandbox.topup(operator, 1_000_000)
     return keys
 
 
 def _dispatched_batch(keys) -> int:
     """A batch made by awa, approved by kodjo, reserved and queued; no worker has run."""
-    with unit_of_work() as session:
-        batch = create_season_batch(session, "2026A", keys, agents.get_agent(session, "awa"))
-        batch_id = batch.id
-    with unit_of_work() as session:
-        approve_batch(session, batch_id, agents.get_agent(session, "kodjo"))
-    with unit_of_work() as session:
-        dispatch_batch(session, batch_id, chunk=5)
+    batch_id = make_batch(keys)
+    approve(batch_id)
+    dispatch(batch_id, chunk=5)
     return batch_id
 
 
@@ -212,8 +209,7 @@ def test_a_queued_line_changed_behind_sikas_back_is_not_sent(world, sandbox, dat
     assert refused_ids == {first, second}
     assert accomplice not in str(entries)
     # And a retry does not give them a new attempt
-    with unit_of_work() as session:
-        assert retry_batch(session, batch_id, chunk=5).retried == 0
+    assert retry(batch_id, chunk=5).retried == 0
 
 
 def test_a_line_whose_hold_was_released_is_not_sent(world, sandbox, database_url):
@@ -275,18 +271,15 @@ def test_lines_written_before_they_had_a_mac_are_sealed_at_dispatch(world, sandb
     keys = world
     # Given an approved batch two of whose lines have no MAC, as lines written before
     # revision 0015 (the superuser clears them around the trigger)
-    with unit_of_work() as session:
-        batch_id = create_season_batch(session, "2026A", keys, agents.get_agent(session, "awa")).id
-    with unit_of_work() as session:
-        approve_batch(session, batch_id, agents.get_agent(session, "kodjo"))
+    batch_id = make_batch(keys)
+    approve(batch_id)
     old = sorted(_by_id(database_url))[:2]
     with _superuser(database_url) as conn:
         conn.execute("ALTER TABLE payout_lines DISABLE TRIGGER payout_lines_forward_only")
         conn.execute("UPDATE payout_lines SET line_mac = NULL WHERE id = ANY(%s)", (old,))
         conn.execute("ALTER TABLE payout_lines ENABLE TRIGGER payout_lines_forward_only")
     # When it is dispatched, Then dispatch seals them once it has checked the manifest
-    with unit_of_work() as session:
-        dispatch_batch(session, batch_id, chunk=5)
+    dispatch(batch_id, chunk=5)
     with _superuser(database_url) as conn:
         unsealed = conn.execute("SELECT count(*) FROM payout_lines WHERE line_mac IS NULL")
         assert unsealed.fetchone() == (0,)

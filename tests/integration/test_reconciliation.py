@@ -1,23 +1,30 @@
 """Reconciliation against real PostgreSQL: each category from one statement, the safe cases
-settled with the right amounts, a second run changing nothing, malformed files refused."""
+settled with the right amounts, a second run changing nothing, malformed files refused,
+and a resolution's second pair of eyes that no auditor can supply herself."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import agents, signing
 from core.agents import add_agent
-from core.errors import ValidationError
+from core.authority import SignedRequest, load_agent_key, sign_request, signed_by
+from core.errors import AuthorizationError, ValidationError
+from core.models import AuditEntry
 from core.settings import Settings
 from ledger import api as ledger
 from ledger.seals import load_ledger_key
 from ledger.types import AccountKind, AccountSpec, Transfer
-from reconciliation import reports
-from reconciliation.runs import run_day
+from reconciliation import reports, resolutions
+from reconciliation.models import Action, ReconException
+from reconciliation.runs import RunSummary, run_arguments, run_day
 
 DAY = dt.date(2026, 11, 23)
 HEADER = "refTmoney,idRequete,dateHeureTmoney,typeRequete,numeroClient,montant,frais,statutRequete"
@@ -26,9 +33,11 @@ HEADER = "refTmoney,idRequete,dateHeureTmoney,typeRequete,numeroClient,montant,f
 def _setup(
     factory: sessionmaker[Session], home: Path, lines: list[tuple[str, str, int]]
 ) -> list[int]:
-    """A dispatched batch whose lines are (reference, status, amount), each reserved."""
+    """A dispatched batch whose lines are (reference, status, amount), each reserved; an
+    auditor, ama, to reconcile it."""
     with factory() as s, s.begin():
-        maker = add_agent(s, "maker1", "maker", home=home)
+        maker = add_agent(s, "maker1", "maker", keys_dir=home / "agent-keys")
+        add_agent(s, "ama", "auditor", keys_dir=home / "agent-keys")
         ledger.create_accounts(
             s,
             [
@@ -41,8 +50,8 @@ def _setup(
         batch = s.execute(
             text(
                 "INSERT INTO payout_batches (programme, scope, debit_account, description,"
-                " status, nonce, lines, total, manifest, maker_id, maker_signature)"
-                " VALUES ('agripme', 's', 'budget', 'd', 'dispatched', 'n', 0, 0, 'm', :m, 'x')"
+                " status, nonce, lines, total, manifest, maker_id)"
+                " VALUES ('agripme', 's', 'budget', 'd', 'dispatched', 'n', 0, 0, 'm', :m)"
                 " RETURNING id"
             ),
             {"m": maker.id},
@@ -72,6 +81,33 @@ def _setup(
                 ).scalar_one()
             )
     return ids
+
+
+def _reconcile(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    statement: Path,
+    *,
+    agent: str = "ama",
+    closing_float: int | None = 0,
+) -> RunSummary:
+    """`sika reconcile run` as the auditor `agent` signs it, on a statement file."""
+    data = statement.read_bytes()
+    request = signed_by(
+        agent,
+        "reconcile.run",
+        run_arguments("tmoney", DAY, statement=data, closing_float=closing_float),
+    )
+    return run_day(
+        factory,
+        settings,
+        request,
+        "tmoney",
+        DAY,
+        statement=data,
+        source=str(statement),
+        closing_float=closing_float,
+    )
 
 
 def _statement(rows: list[str]) -> bytes:
@@ -132,9 +168,7 @@ def test_every_category_and_a_second_run_changes_nothing(
     )
     settings = Settings()
     # When it is reconciled with the operator's closing float given
-    summary = run_day(
-        session_factory, settings, "tmoney", DAY, statement=statement, closing_float=0
-    )
+    summary = _reconcile(session_factory, settings, statement)
     # Then each line is where it belongs
     assert summary.counts == {
         "matched": 3,  # T1, T4 (first listing), T6
@@ -168,7 +202,7 @@ def test_every_category_and_a_second_run_changes_nothing(
     assert not reports.verify_file(Path(summary.report["csv"]), public.public_key())[0]
     assert "<svg" in html
     # When the day is run again
-    again = run_day(session_factory, settings, "tmoney", DAY, statement=statement, closing_float=0)
+    again = _reconcile(session_factory, settings, statement)
     # Then no money moves and the same exceptions stay open; the first run is history
     with session_factory() as s:
         assert s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one() == transfers
@@ -207,10 +241,14 @@ def test_malformed_statement_is_refused_and_nothing_recorded(
 ) -> None:
     statement = tmp_path / "bad.csv"
     statement.write_bytes(body)
+    with session_factory() as s, s.begin():
+        add_agent(s, "ama", "auditor", keys_dir=tmp_path / "agent-keys")
     with pytest.raises(ValidationError, match=where):
-        run_day(session_factory, Settings(), "tmoney", DAY, statement=statement, closing_float=0)
+        _reconcile(session_factory, Settings(), statement)
+    # nothing recorded: no run, and not even the request, which rolled back with it
     with session_factory() as s:
         assert s.execute(text("SELECT count(*) FROM recon_runs")).scalar_one() == 0
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == 1  # ama's enrolment
 
 
 def test_statement_malformed_deep_in_the_file_rolls_the_whole_run_back(
@@ -221,7 +259,7 @@ def test_statement_malformed_deep_in_the_file_rolls_the_whole_run_back(
     settings = Settings()
     good = tmp_path / "good.csv"
     good.write_bytes(_statement([_row("T1", "R1", "CREDIT", 9000, "SUCCES")]))
-    first = run_day(session_factory, settings, "tmoney", DAY, statement=good, closing_float=0)
+    first = _reconcile(session_factory, settings, good)
     with session_factory() as s:
         transfers = s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one()
         breaks = s.execute(text("SELECT count(*) FROM recon_breaks")).scalar_one()
@@ -231,10 +269,99 @@ def test_statement_malformed_deep_in_the_file_rolls_the_whole_run_back(
     bad.write_bytes(_statement([*rows, "T0,R0,2026-11-23 10:00:00,CREDIT,,9000,0,MAYBE"]))
     # When it is reconciled
     with pytest.raises(ValidationError, match="line 50002, field 'statutRequete'"):
-        run_day(session_factory, settings, "tmoney", DAY, statement=bad, closing_float=0)
+        _reconcile(session_factory, settings, bad)
     # Then nothing of the second run is left: the first run is still the day's run
     with session_factory() as s:
         runs = s.execute(text("SELECT id, superseded_at FROM recon_runs")).all()
         assert [tuple(r) for r in runs] == [(first.run_id, None)]
         assert s.execute(text("SELECT count(*) FROM recon_breaks")).scalar_one() == breaks
         assert s.execute(text("SELECT count(*) FROM ledger_transfers")).scalar_one() == transfers
+
+
+def test_an_auditor_cannot_approve_her_own_resolution_even_through_a_puppet(
+    session_factory: sessionmaker[Session], sika_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given two admins, an approver and an auditor, and a day with 1,234 FCFA at the
+    # operator that the ledger cannot place
+    _setup(session_factory, tmp_path, [("R1", "succeeded", 9000)])
+    with session_factory() as s, s.begin():
+        # kodjo before the second admin: his grant needs no confirmation yet
+        for name, role in (("root", "admin"), ("kodjo", "approver"), ("root2", "admin")):
+            add_agent(s, name, role, keys_dir=tmp_path / "agent-keys")
+        ledger.create_transfer(s, Transfer.post("p1"))
+    statement = tmp_path / "tmoney.csv"
+    statement.write_bytes(
+        _statement(
+            [_row("T1", "R1", "CREDIT", 9000, "SUCCES"), _row("TX", "RX", "CREDIT", 1234, "SUCCES")]
+        )
+    )
+    _reconcile(session_factory, Settings(), statement, closing_float=None)
+    with session_factory() as s:
+        exception_id = s.scalars(
+            select(ReconException.id).where(ReconException.category == "missing_in_ledger")
+        ).one()
+
+    def run(work: Callable[[Session], Any]) -> Any:
+        with session_factory() as s, s.begin():
+            return work(s)
+
+    def approve(request: SignedRequest) -> Any:
+        return run(lambda s: resolutions.approve(s, request, exception_id))
+
+    def suspense() -> int:
+        with session_factory() as s:
+            found = ledger.balances(s, ["suspense:tmoney"]).get("suspense:tmoney")
+            return found.debits_posted if found else 0
+
+    # When ama proposes to hold it in suspense
+    note = "unknown payer"
+    proposal = {"exception_id": exception_id, "action": "to_suspense", "note": note}
+    request = signed_by("ama", "reconcile.resolve", proposal)
+    run(lambda s: resolutions.resolve(s, request, exception_id, Action.TO_SUSPENSE, note))
+    approval = {"exception_id": exception_id, "action": "to_suspense"}
+    # Then she cannot approve it herself
+    with pytest.raises(AuthorizationError, match="proposed this resolution"):
+        approve(signed_by("ama", "reconcile.approve", approval))
+    # Nor mint a puppet approver whose key she holds: enrolling is an admin's act
+    puppet = signing.generate_private_key()
+    enrolment = {
+        "name": "puppet",
+        "role": "approver",
+        "public_key": signing.public_pem(puppet).decode("ascii"),
+    }
+
+    def enrol(admin: str) -> Any:
+        request = signed_by(admin, "agent.add", enrolment)
+        return run(
+            lambda s: agents.enrol(
+                s,
+                request,
+                name="puppet",
+                role="approver",
+                public_key_pem=enrolment["public_key"],
+            )
+        )
+
+    with pytest.raises(AuthorizationError, match="needs admin"):
+        enrol("ama")
+    # And when an admin enrols the puppet for her, its grant waits for the other admin,
+    # which the granting admin cannot be
+    enrol("root")
+    with pytest.raises(AuthorizationError, match="awaits a second admin"):
+        approve(sign_request("reconcile.approve", approval, "puppet", puppet))
+    confirmation = signed_by("root", "agent.confirm", {"name": "puppet", "role": None})
+    with pytest.raises(AuthorizationError, match="another admin must confirm"):
+        run(lambda s: agents.confirm(s, confirmation, name="puppet"))
+    # Nor can she sign as kodjo, the approver, with her own key
+    forged = sign_request("reconcile.approve", approval, "kodjo", load_agent_key("ama"))
+    with pytest.raises(AuthorizationError, match="does not verify with the key of agent 'kodjo'"):
+        approve(forged)
+    # Then nothing moved
+    assert suspense() == 0
+    with session_factory() as s:
+        assert resolutions.get_exception(s, exception_id).status == "awaiting_approval"
+    # And when kodjo, a second person, approves it, the money is held in suspense once
+    approve(signed_by("kodjo", "reconcile.approve", approval))
+    assert suspense() == 1234
+    with session_factory() as s:
+        assert resolutions.get_exception(s, exception_id).status == "resolved"

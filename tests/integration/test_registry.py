@@ -1,4 +1,5 @@
-"""Farmer registry import on real PostgreSQL: counts, duplicates, updates, encryption at rest."""
+"""Farmer registry import on real PostgreSQL: counts, duplicates, updates, encryption at rest,
+and who may import, look up and re-encrypt (each a signed, logged request)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import psycopg
 import pytest
 
 from agripme import registry
-from core.crypto import load_keys
+from core.audit import audit_entries
+from core.authority import signed_by
+from core.crypto import PiiKeys, load_keys
 from core.db import unit_of_work
-from core.errors import ValidationError
+from core.errors import AuthorizationError, ValidationError
 from core.settings import load_settings
+from tests.conftest import enrol_agents
 
 HEADER_EN = "national_id,first_name,last_name,phone,region,prefecture,canton,village,crop,area_ha"
 HEADER_FR = (
@@ -28,7 +32,18 @@ def _write(path: Path, header: str, rows: list[str]) -> Path:
 
 @pytest.fixture
 def keys(sika_env):
+    """Sika's keys, and the agents ama (maker), aud (auditor), kodjo (approver), root (admin)."""
+    enrol_agents(sika_env, {"ama": "maker", "aud": "auditor", "kodjo": "approver", "root": "admin"})
     return load_keys(load_settings())
+
+
+def _import(factory, path: Path, keys: PiiKeys, agent: str = "ama") -> registry.ImportReport:
+    request = signed_by(agent, registry.FARMERS_IMPORT, registry.import_arguments(path))
+    return registry.import_farmers(factory, path, keys, request=request)
+
+
+def _dry(factory, path: Path, keys: PiiKeys) -> registry.ImportReport:
+    return registry.import_farmers(factory, path, keys, request=None, dry_run=True)
 
 
 def test_french_headers_bom_semicolon(session_factory, keys, tmp_path, database_url):
@@ -38,7 +53,7 @@ def test_french_headers_bom_semicolon(session_factory, keys, tmp_path, database_
         "TG-002;Koffi;Adjo;99 11 22 33;SAVANES;Tône;Dapaong;Nano;mil;3;tmoney",
     ])
     # When imported
-    report = registry.import_farmers(session_factory, path, keys)
+    report = _import(session_factory, path, keys)
     # Then both are in, and findable through the blind index
     assert (report.accepted, report.rejected, report.ok) == (2, 0, True)
     with unit_of_work(session_factory) as session:
@@ -62,7 +77,7 @@ def test_bad_fields_duplicates_updates_and_dry_run(session_factory, keys, tmp_pa
         "TG-1,Afi,Mensah,90000001,Maritime,Zio,C,V,maize,1.5",
         "TG-9,Yao,Kossi,90000009,Kara,Kozah,C,V,maize,2",
     ])
-    assert registry.import_farmers(session_factory, first, keys).accepted == 2
+    assert _import(session_factory, first, keys).accepted == 2
     # When a file holds every kind of problem
     path = _write(tmp_path / "b.csv", HEADER_EN, [
         "TG-1,Afi,Mensah-Doe,90000001,Maritime,Zio,C,V,maize,1.5",  # 1 update
@@ -79,8 +94,8 @@ def test_bad_fields_duplicates_updates_and_dry_run(session_factory, keys, tmp_pa
         "TG-12,Ama,Doe,90000009,Kara,Zio,C,V,maize,1",              # 12 phone held by TG-9
         "TG-9,Yao,Kossi,90000009,Kara,Kozah,C,V,maize,2",           # 13 unchanged
     ])
-    dry = registry.import_farmers(session_factory, path, keys, dry_run=True)
-    real = registry.import_farmers(session_factory, path, keys)
+    dry = _dry(session_factory, path, keys)
+    real = _import(session_factory, path, keys)
     # Then each is reported with its row and field, and the dry run predicted it exactly
     errors = {(e.row, e.field) for e in real.errors}
     assert errors == {
@@ -99,7 +114,7 @@ def test_bad_fields_duplicates_updates_and_dry_run(session_factory, keys, tmp_pa
 
 def test_dry_run_changes_nothing(session_factory, keys, tmp_path):
     path = _write(tmp_path / "a.csv", HEADER_EN, ["TG-1,Afi,Mensah,90000001,Kara,K,C,V,m,1"])
-    assert registry.import_farmers(session_factory, path, keys, dry_run=True).accepted == 1
+    assert _dry(session_factory, path, keys).accepted == 1
     with unit_of_work(session_factory) as session, pytest.raises(Exception, match="no farmer"):
         registry.get_farmer(session, "TG-1", keys)
 
@@ -107,19 +122,27 @@ def test_dry_run_changes_nothing(session_factory, keys, tmp_path):
 def test_missing_column_is_refused_before_any_row(session_factory, keys, tmp_path):
     path = _write(tmp_path / "a.csv", HEADER_EN.replace(",crop", ""), ["x"])
     with pytest.raises(ValidationError, match="no crop column"):
-        registry.import_farmers(session_factory, path, keys)
+        _import(session_factory, path, keys)
 
 
-def test_rotation_reencrypts_the_registry(session_factory, sika_env, tmp_path, monkeypatch):
+def test_rotation_reencrypts_the_registry(session_factory, keys, tmp_path, monkeypatch):
     from core.crypto import add_dev_key_version
 
-    keys = load_keys(load_settings())
     path = _write(tmp_path / "a.csv", HEADER_EN, ["TG-1,Afi,Mensah,90000001,Kara,K,C,V,m,1"])
-    registry.import_farmers(session_factory, path, keys)
+    _import(session_factory, path, keys)
     add_dev_key_version(load_settings().home_dir)
     rotated = load_keys(load_settings())
-    assert registry.reencrypt_farmers(session_factory, rotated) == 1
-    assert registry.reencrypt_farmers(session_factory, rotated) == 0
+
+    def reencrypt(agent: str) -> int:
+        arguments = registry.reencrypt_arguments(rotated)
+        request = signed_by(agent, registry.FARMERS_REENCRYPT, arguments)
+        return registry.reencrypt_farmers(session_factory, request, rotated)
+
+    # re-encrypting decrypts everyone's data: key management, the admin's
+    with pytest.raises(AuthorizationError, match="needs admin"):
+        reencrypt("ama")
+    assert reencrypt("root") == 1
+    assert reencrypt("root") == 0
     with unit_of_work(session_factory) as session:
         farmer = registry.get_farmer(session, "TG-1", rotated)
         assert rotated.keyring.version_of(farmer.phone_enc) == 2
@@ -133,9 +156,63 @@ def test_twenty_thousand_rows_import_quickly(session_factory, keys, tmp_path):
     ]
     path = _write(tmp_path / "big.csv", HEADER_EN + ",operator", rows)
     started = time.perf_counter()
-    report = registry.import_farmers(session_factory, path, keys)
+    report = _import(session_factory, path, keys)
     elapsed = time.perf_counter() - started
     assert (report.accepted, report.rejected, report.duplicates) == (20_000, 0, 0)
     assert elapsed < 10, elapsed
-    again = registry.import_farmers(session_factory, path, keys)
+    again = _import(session_factory, path, keys)
     assert (again.updated, again.unchanged) == (20_000, 20_000)
+
+
+def test_import_is_a_makers_signed_request_of_that_very_file(session_factory, keys, tmp_path):
+    path = _write(tmp_path / "a.csv", HEADER_EN, ["TG-1,Afi,Mensah,90000001,Kara,K,C,V,m,1"])
+    other = _write(tmp_path / "b.csv", HEADER_EN, ["TG-2,Ama,Doe,90000002,Kara,K,C,V,m,1"])
+    # no request, another role's, or a request naming another file: refused, nothing in
+    with pytest.raises(AuthorizationError, match="maker's signed request"):
+        registry.import_farmers(session_factory, path, keys, request=None)
+    for agent in ("aud", "root", "kodjo"):
+        with pytest.raises(AuthorizationError, match="needs maker"):
+            _import(session_factory, path, keys, agent)
+    for_other = signed_by("ama", registry.FARMERS_IMPORT, registry.import_arguments(other))
+    with pytest.raises(AuthorizationError, match="signed arguments"):
+        registry.import_farmers(session_factory, path, keys, request=for_other)
+    with unit_of_work(session_factory) as session, pytest.raises(Exception, match="no farmer"):
+        registry.get_farmer(session, "TG-1", keys)
+    # the maker's request of the file imports it, and the audit log names the file
+    assert _import(session_factory, path, keys).accepted == 1
+    with unit_of_work(session_factory) as session:
+        [entry] = audit_entries(session, limit=1)
+        assert (entry.action, entry.agent_name) == ("agripme.farmers.import", "ama")
+        assert entry.arguments == registry.import_arguments(path)
+
+
+def test_showing_a_farmer_is_a_signed_logged_request(session_factory, keys, tmp_path):
+    path = _write(tmp_path / "a.csv", HEADER_EN, ["TG-1,Afi,Mensah,90000001,Kara,K,C,V,m,1"])
+    _import(session_factory, path, keys)
+    with unit_of_work(session_factory) as session:
+        farmer_id = registry.get_farmer(session, "TG-1", keys).id
+
+    def show(agent: str, *, reveal: bool = False) -> dict:
+        arguments = registry.show_arguments(farmer_id, reveal=reveal)
+        request = signed_by(agent, registry.FARMERS_SHOW, arguments)
+        with unit_of_work(session_factory) as session:
+            return registry.show_farmer(session, request, farmer_id, keys, reveal=reveal)
+
+    # a maker, an approver or an auditor sees the farmer, phone masked
+    for agent in ("ama", "kodjo", "aud"):
+        assert show(agent)["phone"] == "22890****01"
+    # the admin manages people and keys, not farmers
+    with pytest.raises(AuthorizationError, match="needs maker or approver or auditor"):
+        show("root")
+    # only an auditor sees the whole number
+    with pytest.raises(AuthorizationError, match="needs auditor"):
+        show("ama", reveal=True)
+    assert show("aud", reveal=True)["phone"] == "22890000001"
+    # and every look is in the audit log, by farmer id, without the personal data
+    with unit_of_work(session_factory) as session:
+        shown = [e for e in audit_entries(session) if e.action == "agripme.farmers.show"]
+    assert [(e.agent_name, e.arguments["reveal"]) for e in shown] == [
+        ("ama", False), ("kodjo", False), ("aud", False), ("aud", True)
+    ]
+    assert all(e.arguments["farmer_id"] == farmer_id for e in shown)
+    assert not any("TG-1" in str(e.arguments) or "Mensah" in str(e.arguments) for e in shown)
