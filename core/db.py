@@ -115,7 +115,9 @@ def get_engine() -> Engine:
 
     urls = resolve_urls(load_settings())
     if urls.embedded:
-        # sika_app exists once the schema does: the owner brings it to head first
+        # sika_app exists once the schema does: the owner brings it to head first. Other
+        # processes starting now wait on the migrations' advisory lock, then find the
+        # schema at head and apply nothing.
         owner = build_engine(urls.owner, pool_size=1)
         try:
             migrate.ensure_schema(owner, auto_upgrade=True)

