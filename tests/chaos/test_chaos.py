@@ -2,7 +2,10 @@
 SIGKILLed and restarted, the broker restarts empty and database connections are cut;
 then everything settles, reconciliation runs, and nothing may be lost or paid twice.
 
-CI runs it at a reduced size; `make chaos` runs 5,000 farmers (SIKA_CHAOS_SIZE).
+The faults are counted and must have happened: every kind, scaled to the size, each
+kind at least once while lines were still in flight (read from the database at the
+moment of the fault). CI runs it at a reduced size; `make chaos` runs 5,000 farmers
+(SIKA_CHAOS_SIZE).
 """
 
 from __future__ import annotations
@@ -22,22 +25,40 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import SIKA, _libpq, run_sika
+from payouts.models import LineStatus
+from tests.conftest import SIKA, _libpq, enrol_agents, run_sika
 from tests.fixtures.sandbox import Sandbox, free_port
 from tests.payout_world import assert_paid_once, build_world, lines, sika_ok
 
 SIZE = int(os.environ.get("SIKA_CHAOS_SIZE", "300"))
+KINDS = ("kill", "broker", "cut")
+# the least of each kind a run must inject: one per thousand farmers, and never none
+QUOTA = max(1, SIZE // 1000)
+FINAL = tuple(s.value for s in LineStatus if s.final)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: its kind, when (seconds after dispatch), how many lines were not final
+    the moment it landed, and what it hit (connections terminated, for a cut)."""
+
+    kind: str
+    at: float
+    in_flight: int
+    hit: int = 1
 
 
 @dataclass
 class Faults:
-    """What the run did to the system, for the summary."""
+    """What the run did to the system: every fault, in order."""
 
-    worker_kills: int = 0
-    broker_restarts: int = 0
-    connection_cuts: int = 0
-    connections_cut: int = 0
-    log: list[str] = field(default_factory=list)
+    log: list[Fault] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Fault]:
+        return [f for f in self.log if f.kind == kind]
+
+    def quotas_met(self) -> bool:
+        return all(len(self.of(kind)) >= QUOTA for kind in KINDS)
 
 
 class Redis:
@@ -148,24 +169,46 @@ def _settled(database_url: str) -> tuple[bool, Counter[str]]:
     return done, counts
 
 
+def _not_final(database_url: str) -> int:
+    """Lines not final yet, by the test's own connection, which the cuts spare."""
+    with psycopg.connect(_libpq(database_url), application_name=OBSERVER) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM payout_lines WHERE status <> ALL(%s)", (list(FINAL),)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _chaos(
-    stop: threading.Event, faults: Faults, workers: Workers, broker: Redis, database_url: str
+    stop: threading.Event,
+    faults: Faults,
+    workers: Workers,
+    broker: Redis,
+    database_url: str,
+    started: float,
 ) -> None:
+    """Inject faults until told to stop: rounds holding every kind once (kills twice) in
+    a shuffled order, so that each kind lands within the first seconds of the dispatch,
+    while the batch is still in flight, whatever its size."""
     rng = random.Random(2016)
-    while not stop.wait(rng.uniform(1.0, 2.5)):
-        action = rng.choice(("kill", "kill", "broker", "cut"))
-        if action == "kill":
-            workers.kill_one(rng)
-            faults.worker_kills += 1
-        elif action == "broker":
-            broker.stop()
-            time.sleep(rng.uniform(0.2, 1.0))
-            broker.start()
-            faults.broker_restarts += 1
-        else:
-            faults.connections_cut += _cut_connections(database_url)
-            faults.connection_cuts += 1
-        faults.log.append(action)
+    pause = rng.uniform(0.2, 0.6)  # the first fault comes at once
+    while not stop.wait(pause):
+        for kind in rng.sample(["kill", "kill", "broker", "cut"], 4):
+            in_flight = _not_final(database_url)
+            at = time.monotonic() - started
+            if kind == "kill":
+                workers.kill_one(rng)
+                faults.log.append(Fault(kind, at, in_flight))
+            elif kind == "broker":
+                broker.stop()
+                time.sleep(rng.uniform(0.2, 1.0))
+                broker.start()
+                faults.log.append(Fault(kind, at, in_flight))
+            else:
+                faults.log.append(Fault(kind, at, in_flight, _cut_connections(database_url)))
+            if stop.wait(rng.uniform(1.0, 2.5)):
+                return
+        pause = 0
 
 
 @pytest.mark.chaos
@@ -186,6 +229,8 @@ def test_hostile_operators_crashes_and_cuts_lose_and_duplicate_nothing(
         "SIKA_SWEEP_AFTER_SECONDS": "6",
     }
     build_world(env, tmp_path, farmers=SIZE, test_numbers=())
+    # reconciliation is an auditor's signed request
+    enrol_agents(env, {"ama": "auditor"})
     batch = json.loads(
         sika_ok(
             "agripme", "batch", "create", "--season", "2026A", "--agent", "awa", "--json", env=env
@@ -196,16 +241,19 @@ def test_hostile_operators_crashes_and_cuts_lose_and_duplicate_nothing(
     workers = Workers(env, tmp_path, count=2)
     faults = Faults()
     stop = threading.Event()
-    chaos = threading.Thread(
-        target=_chaos, args=(stop, faults, workers, broker, database_url), daemon=True
-    )
     started = time.monotonic()
+    chaos = threading.Thread(
+        target=_chaos, args=(stop, faults, workers, broker, database_url, started), daemon=True
+    )
     try:
-        # When the batch is dispatched while the chaos runs
+        # When the batch is dispatched and the chaos starts at once, running until the
+        # batch settles and every kind of fault has reached its quota
         sika_ok("agripme", "batch", "dispatch", str(batch), "--agent", "kodjo", env=env)
         chaos.start()
         deadline = time.monotonic() + max(120, SIZE / 10)
-        while time.monotonic() < deadline and not _settled(database_url)[0]:
+        while time.monotonic() < deadline and not (
+            faults.quotas_met() and _settled(database_url)[0]
+        ):
             time.sleep(1)
         stop.set()
         chaos.join()
@@ -219,6 +267,13 @@ def test_hostile_operators_crashes_and_cuts_lose_and_duplicate_nothing(
         workers.stop()
         broker.stop()
     dispatch_seconds = time.monotonic() - started
+    # Then the chaos happened: every kind of fault, as many as the size asks, and each
+    # kind at least once while lines were still in flight (a cut terminating sessions)
+    for kind in KINDS:
+        injected = faults.of(kind)
+        assert len(injected) >= QUOTA, (kind, faults.log)
+        landed = [f for f in injected if f.in_flight > 0 and f.hit > 0]
+        assert landed, (f"no {kind} while lines were in flight", faults.log)
     done, before = _settled(database_url)
     assert done, f"lines still moving after the chaos: {before}"
     # the operators finish what they still had pending (up to 10 s in the hostile profile)
@@ -241,7 +296,7 @@ def test_hostile_operators_crashes_and_cuts_lose_and_duplicate_nothing(
             "--date",
             day,
             "--agent",
-            "root",
+            "ama",
             "--cutoff",
             cutoff,
             "--json",
@@ -276,11 +331,14 @@ def test_hostile_operators_crashes_and_cuts_lose_and_duplicate_nothing(
             " FROM payout_lines"
         ).fetchone()
     reasons = Counter(r["reason"] for r in rows if r["status"] == "failed")
+    kills, restarts, cuts = (faults.of(kind) for kind in KINDS)
+    in_flight = {kind: [f.in_flight for f in faults.of(kind)] for kind in KINDS}
     print(
         f"\n── chaos: {SIZE} farmers, hostile operators, {dispatch_seconds:.0f}s ──\n"
-        f"faults injected : {faults.worker_kills} workers SIGKILLed, "
-        f"{faults.broker_restarts} broker restarts (queues lost), "
-        f"{faults.connection_cuts} database cuts ({faults.connections_cut} connections)\n"
+        f"faults injected : {len(kills)} workers SIGKILLed, "
+        f"{len(restarts)} broker restarts (queues lost), "
+        f"{len(cuts)} database cuts ({sum(f.hit for f in cuts)} connections)\n"
+        f"lines in flight : at each fault, by kind {in_flight}\n"
         f"operator faults : {queried} lines needed status queries, {resends} resent under "
         f"their own reference after the operator said it never got them\n"
         f"before reconcile: {dict(before)}\n"
