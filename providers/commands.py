@@ -6,6 +6,8 @@ tests.
 from __future__ import annotations
 
 import inspect
+import signal
+from types import FrameType
 from typing import Any
 
 import typer
@@ -189,4 +191,11 @@ def serve(
 
     application = create_app(get_sessionmaker())
     console.err.print(f"listening on http://{host}:{port} (POST /callbacks/<provider>)")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting
+    # normally then runs the exit hooks that release the embedded database.
+    signal.signal(signal.SIGTERM, _exit_normally)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _exit_normally(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
