@@ -7,41 +7,60 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 import warnings
-from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from agripme import seasons
 from agripme.models import FIRST_NAME, LAST_NAME, Farmer
 from agripme.registry import FARMERS_IMPORT, ImportReport, import_arguments, import_farmers
+from agripme.sample import write_sample_registry
 from cizo import collections
 from cizo import registry as cizo_registry
+from cizo.models import Payment, PaymentStatus
 from core import agents, signing
-from core.authority import sign_request
+from core.authority import SignedRequest, sign_request, signed_by
 from core.bounds import MAX_AMOUNT, MAX_COUNTER
-from core.crypto import BlindIndex, Keyring, PiiKeys
+from core.crypto import BlindIndex, Keyring, PiiKeys, load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.errors import LedgerError, ValidationError
 from core.models import Role
-from core.settings import Settings
+from core.outbox import OutboxMessage
+from core.settings import Settings, load_settings
 from ledger import api
 from ledger.types import AccountKind, AccountSpec, Transfer
 from payouts import callbacks as payout_callbacks
+from payouts.dispatch import CHECK
 from providers.base import CallbackEvent, Kind, Outcome
 from providers.models import ProviderCallback
 from providers.receiver import callback_body, create_app, unregister_callback_handler
 from tests.conftest import _clear_caches
+from tests.fixtures.sandbox import Sandbox
+from tests.payout_world import (
+    PEOPLE,
+    RULES,
+    approve,
+    create_season,
+    dispatch,
+    fund,
+    import_registry,
+    lines,
+    make_batch,
+)
 
 with warnings.catch_warnings():  # starlette's notice about httpx2 is not ours to act on
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 KEYS = PiiKeys(Keyring({1: os.urandom(32)}), BlindIndex(os.urandom(32)))
+HOUSEHOLD = "22896000031"  # a CIZO kit's household
 HEADER = "national_id,first_name,last_name,phone,region,prefecture,canton,village,crop,area_ha\n"
 
 
@@ -297,81 +316,130 @@ def test_stored_callbacks_keep_no_phone_number_in_clear(
 # --- forged callbacks coalesce -----------------------------------------------------------------
 
 
-def _check_messages(factory: sessionmaker[Session]) -> int:
+def _checks_per_line(factory: sessionmaker[Session]) -> Counter[int]:
+    """How many status queries of each payout line are queued (`payouts.check` messages)."""
     with factory() as session:
-        return session.scalar(
-            text("SELECT count(*) FROM outbox_messages WHERE actor_name = 'payouts.check'")
+        queued = session.scalars(
+            select(OutboxMessage.kwargs).where(OutboxMessage.actor_name == CHECK)
         )
+        return Counter(line for kwargs in queued for line in kwargs["line_ids"])
 
 
 def test_a_thousand_forged_callbacks_cost_one_status_query_per_line(
-    sika_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, admin_database_url: str
+    sika_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    admin_database_url: str,
 ) -> None:
-    # Given three payout lines, known by their references (the lookup is the database's
-    # in production; here it names fixed line ids, as nothing else of a batch matters)
-    lines = {"AGR-1": [11], "AGR-2": [12], "AGR-3": [13], "AGR-none": []}
-    monkeypatch.setattr(payout_callbacks, "lines_by_reference", lambda _s, refs: lines[refs[0]])
     # an hour: a thousand requests take longer than the default 30 s on a busy machine
     monkeypatch.setenv("SIKA_CALLBACK_QUERY_INTERVAL", "3600")
     _clear_caches()
-    payout_callbacks.register_handlers()
+    keys = load_keys(load_settings())
+    # Given a real AgriPME batch of three lines, made, approved and dispatched
+    with unit_of_work() as session:
+        for name, role in PEOPLE.items():
+            agents.add_agent(session, name, role)
+    import_registry(write_sample_registry(tmp_path / "farmers.csv", 3), keys)
+    create_season("2026A", seasons.parse_rules(tomllib.loads(RULES)))
+    for operator in ("flooz", "tmoney"):
+        fund(operator, 1_000_000, f"test:fund:{operator}")
+    batch_id = make_batch(keys)
+    approve(batch_id)
+    assert dispatch(batch_id).queued == 3
+    queued = lines(sika_env["SIKA_DATABASE_URL"])
+    assert [row["status"] for row in queued] == ["queued"] * 3
+    ids = {row["reference"]: row["id"] for row in queued}
     factory = get_sessionmaker()
+    assert _checks_per_line(factory) == Counter()
+    payout_callbacks.register_handlers()
     try:
-        client = TestClient(create_app(factory, keys=KEYS))
-        # When 1,000 forged callbacks name them (and a reference naming no line)
-        references = list(lines)
+        client = TestClient(create_app(factory, keys=keys))
+        # When 1,000 forged callbacks name their references (and one naming no line)
+        references = [*ids, "SKNOLINE-1-1"]
         for n in range(1000):
             answer = client.post(
                 "/callbacks/flooz",
                 content=_flooz(references[n % 4], "22896000001", f"FORGED-{n}"),
             )
             assert answer.status_code == 200
-        # Then every callback is stored, but each line was queried once
+        # Then every callback is stored, each under the reference it named
         with factory() as session:
-            assert session.scalar(select(func.count()).select_from(ProviderCallback)) == 1000
-        assert _check_messages(factory) == 3
+            stored = Counter(session.scalars(select(ProviderCallback.sika_reference)))
+        assert stored == {reference: 250 for reference in references}
+        # But each line got one status query queued, and the reference of no line none
+        assert _checks_per_line(factory) == {line: 1 for line in ids.values()}
         # And once the interval has passed, a line may be queried again (once)
+        first = queued[0]
         with psycopg.connect(_libpq(admin_database_url)) as conn:
             conn.execute(
                 "UPDATE callback_hint_queries SET queried_at = queried_at - interval '3601 s'"
-                " WHERE subject = 'payout_line:11'"
+                " WHERE subject = %s",
+                (payout_callbacks.line_subject(first["id"]),),
             )
         for n in range(3):
-            client.post("/callbacks/flooz", content=_flooz("AGR-1", "22896000001", f"L{n}"))
-        assert _check_messages(factory) == 4
+            client.post(
+                "/callbacks/flooz", content=_flooz(first["reference"], "22896000001", f"L{n}")
+            )
+        assert _checks_per_line(factory) == {
+            line: 2 if line == first["id"] else 1 for line in ids.values()
+        }
     finally:
         unregister_callback_handler(payout_callbacks.on_callback)
 
 
-@dataclass(frozen=True)
-class _Kit:
-    id: int
-    serial: str
-
-
 def test_forged_cizo_callbacks_naming_one_kit_cost_one_query(
-    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    session_factory: sessionmaker[Session],
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a kit (found by its serial) whose payments a callback makes Sika ask about
-    queried: list[str | None] = []
-    monkeypatch.setattr(
-        cizo_registry, "find_kit", lambda _s, serial: _Kit(7, serial) if serial == "KIT-1" else None
+    # Given BBOXX, its plan and the kit KIT-1, registered by people signing with their keys
+    monkeypatch.setenv("SIKA_HOME", str(tmp_path))
+    keys_dir = tmp_path / "agent-keys"
+    # an hour: a thousand callbacks take longer than the default 30 s on a busy machine
+    settings = Settings(
+        sandbox_url=sandbox.url, home=tmp_path, keys_dir=keys_dir, callback_query_interval=3600
     )
+    keys = load_keys(settings)
 
-    def ask(*_args: Any, **kwargs: Any) -> collections.Outcomes:
-        queried.append(_args[3].operator_reference)
-        return collections.Outcomes()
+    def signed(command: str, arguments: dict[str, Any]) -> SignedRequest:
+        return signed_by("awa", command, arguments, settings=settings)
 
-    monkeypatch.setattr(collections, "note_merchant_payment", ask)
-    settings = Settings(home=tmp_path)
-    # When 1,000 forged "paid" callbacks name it, each with its own operator reference
+    company = {"code": "BBOXX", "name": "BBOXX Togo", "msisdn": "22896000041"}
+    plan = {"code": "MINI", "company": "BBOXX", "deposit": 1_000, "per_day": 100, "term_days": 60}
+    kit = {
+        "household": "Afi Mensah",
+        "msisdn": HOUSEHOLD,
+        "company": "BBOXX",
+        "plan": "MINI",
+        "serial": "KIT-1",
+        "opaygo_key": "0123456789abcdef0123456789abcdef",
+        "starting_code": "987654321",
+    }
+    with session_factory() as session, session.begin():
+        agents.add_agent(session, "awa", Role.MAKER, keys_dir=keys_dir)
+        arguments = cizo_registry.company_arguments(keys, **company)
+        cizo_registry.add_company(session, signed("cizo.company.add", arguments), keys, **company)
+        cizo_registry.add_plan(session, signed("cizo.plan.add", plan), **plan)
+        arguments = cizo_registry.kit_arguments(keys, **kit)
+        cizo_registry.register_kit(session, signed("cizo.kit.register", arguments), keys, **kit)
+    # And the household really paying the kit's serial at the operator
+    sandbox.put_wallet(HOUSEHOLD, balance=100_000)
+    paid = sandbox.pay(HOUSEHOLD, 1_300, "KIT-1", "flooz")
+    # When 1,000 "paid" callbacks name the serial, the first with the operator's reference
+    # of that payment, each other with a reference of its own the operator never issued
     for n in range(1000):
         event = CallbackEvent(
-            provider="flooz", sika_reference="KIT-1", operator_reference=f"F{n}",
-            outcome=Outcome.SUCCEEDED, amount=1_300, kind=Kind.COLLECTION,
+            provider="flooz",
+            sika_reference="KIT-1",
+            operator_reference=paid["operator_reference"] if n == 0 else f"F{n}",
+            outcome=Outcome.SUCCEEDED,
+            amount=1_300,
+            kind=Kind.COLLECTION,
         )
-        collections.handle_callback(
-            event, n, factory=session_factory, settings=settings, keys=KEYS
-        )
-    # Then the operator was asked once
-    assert queried == ["F0"]
+        collections.handle_callback(event, n, factory=session_factory, settings=settings, keys=keys)
+    # Then the operator was asked once: every query of it leaves the payment it was asked
+    # about, confirmed or not, and only the first is there, confirmed by the sandbox's answer
+    with session_factory() as session:
+        asked = session.execute(select(Payment.operator_reference, Payment.status)).all()
+    assert [tuple(row) for row in asked] == [(paid["operator_reference"], PaymentStatus.CONFIRMED)]
