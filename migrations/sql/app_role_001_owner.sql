@@ -1,4 +1,4 @@
--- Two roles (DESIGN §7, the database as the last wall): sika_owner owns the schema and
+-- Two roles (docs/database.md): sika_owner owns the schema and
 -- runs the migrations; sika_app is what every other Sika process connects as. Roles are
 -- cluster-wide, so they may exist already (another Sika database on the same server, or
 -- scripts/create-roles.sql run by an administrator of a managed PostgreSQL): nothing here

@@ -1,4 +1,4 @@
--- The ledger's write path runs with its owner's rights (DESIGN §7): sika_app may read the
+-- The ledger's write path runs with its owner's rights (docs/database.md): sika_app may read the
 -- ledger but never write its tables, so it calls these functions, which are SECURITY
 -- DEFINER and owned by sika_owner. Each has a fixed search_path with pg_temp last, so a
 -- caller's temporary table or function cannot stand in for one the ledger uses (pg_temp

@@ -49,7 +49,8 @@ from tests.payout_world import (
     retry,
 )
 
-# numbers of the insider's accomplice, one per operator's prefixes (DESIGN §5)
+# numbers of the insider's accomplice, one per operator's prefixes
+# (docs/architecture.md#scale-and-limits)
 ACCOMPLICE = {"flooz": "22899123456", "tmoney": "22890123456"}
 TAMPERED_AMOUNT = 99_999
 

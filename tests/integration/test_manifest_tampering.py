@@ -47,7 +47,8 @@ from tests.payout_world import (
     sign,
 )
 
-# the insider's accomplice, one number per operator's prefixes (DESIGN §5)
+# the insider's accomplice, one number per operator's prefixes
+# (docs/architecture.md#scale-and-limits)
 ACCOMPLICE = {"flooz": "22899123456", "tmoney": "22890123456"}
 MOVED = 1_000
 
