@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -104,6 +104,23 @@ class Settings(BaseSettings):
     tmoney_password: SecretStr | None = None
     sms_url: str | None = None
 
+    environment: Literal["production", "test"] = Field(
+        default="production",
+        description="`test` allows the test hooks below; any other run refuses them.",
+    )
+    crash_point: Literal["claimed", "executed", "answered", "recorded"] | None = Field(
+        default=None,
+        description="Test hook: a worker SIGKILLs itself at this moment of a payout's send.",
+    )
+    crash_once: Path | None = Field(
+        default=None,
+        description="Test hook: the crash happens only in the process that creates this file.",
+    )
+    clock_offset: float = Field(
+        default=0.0,
+        description="Test hook: seconds added to the wall clock wherever Sika reads the time.",
+    )
+
     @field_validator("broker_url")
     @classmethod
     def _known_broker(cls, value: str | None) -> str | None:
@@ -133,6 +150,20 @@ class Settings(BaseSettings):
     def _blank_key_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @model_validator(mode="after")
+    def _test_hooks_only_in_tests(self) -> Settings:
+        hooks = {
+            "SIKA_CRASH_POINT": self.crash_point is not None,
+            "SIKA_CRASH_ONCE": self.crash_once is not None,
+            "SIKA_CLOCK_OFFSET": self.clock_offset != 0,
+        }
+        named = [name for name, on in hooks.items() if on]
+        if named and self.environment != "test":
+            raise ValueError(
+                f"{', '.join(named)}: a test hook, refused unless SIKA_ENVIRONMENT=test"
+            )
+        return self
+
     @property
     def keys_path(self) -> Path:
         """`keys_dir` made absolute; not created here, since only keygen writes to it."""
@@ -155,7 +186,9 @@ def load_settings() -> Settings:
         errors = getattr(exc, "errors", lambda: [])()
         if errors:
             first = errors[0]
-            name = "SIKA_" + str(first["loc"][0]).upper() if first.get("loc") else "SIKA_*"
             message = str(first["msg"]).removeprefix("Value error, ")
+            if not first.get("loc"):  # a rule across settings names its variables itself
+                raise ConfigError(message) from exc
+            name = "SIKA_" + str(first["loc"][0]).upper()
             raise ConfigError(f"{name}: {message}") from exc
         raise ConfigError(str(exc)) from exc

@@ -143,6 +143,8 @@ def sika_env(
         "SIKA_KEYS_DIR": str(tmp_path / "agent-keys"),
         "SIKA_DATABASE_URL": database_url,
         "SIKA_LOG_FORMAT": "json",
+        # the test hooks (a crash point, a moved clock) are refused anywhere else
+        "SIKA_ENVIRONMENT": "test",
         # the sandbox answers at once: a pending payout is queried three times, not for
         # the minutes production allows
         "SIKA_STATUS_CHECK_DELAYS": "[1, 2, 4]",
