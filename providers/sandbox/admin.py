@@ -227,6 +227,20 @@ async def transactions(request: Request, ctx: Context) -> Response:
     )
 
 
+async def activity(request: Request, ctx: Context) -> Response:
+    """What the operators were asked and told: callbacks still in flight, callbacks made,
+    and status queries naming a transaction they do not have, by what was asked
+    (`<operator>:<reference>`); each transaction counts the queries that found it."""
+    ctx.flush()
+    return JSONResponse(
+        {
+            "callbacks_in_flight": ctx.callbacks_in_flight,
+            "callbacks_sent": ctx.callbacks_sent,
+            "unknown_queries": dict(ctx.sim.unknown_queries),
+        }
+    )
+
+
 async def expire_tokens(request: Request, ctx: Context) -> Response:
     """Every T-Money token stops working now."""
     ctx.sim.tokens.clear()
@@ -265,6 +279,7 @@ routes = [
     Route("/_sandbox/sms", _handled(sms), methods=["GET"]),
     Route("/_sandbox/pay", _handled(pay), methods=["POST"]),
     Route("/_sandbox/transactions", _handled(transactions), methods=["GET"]),
+    Route("/_sandbox/activity", _handled(activity), methods=["GET"]),
     Route("/_sandbox/tmoney/expire-tokens", _handled(expire_tokens), methods=["POST"]),
     Route("/_sandbox/limits", _handled(limits), methods=["GET", "POST"]),
 ]

@@ -443,6 +443,7 @@ def get_transaction_status(ctx: Context, f: dict[str, str], _d: Decision) -> Ans
         )
     else:
         tx = sim.find(OP, operator_ref=transid, reference=referenceid)
+    sim.queried(tx, f"flooz:{transid or referenceid}")
     if tx is None:
         return _status(Code.NOT_EXIST, transid=transid, referenceid=referenceid), False
     code = code_of(tx)

@@ -113,12 +113,13 @@ class Context:
                 continue
             body = self.formatters[tx.operator](tx)
             target = f"{url.rstrip('/')}/{tx.operator}"
+            tx.callbacks_scheduled += len(tx.callback_delays)
             for delay in tx.callback_delays:
-                task = asyncio.get_running_loop().create_task(self._post(target, body, delay))
+                task = asyncio.get_running_loop().create_task(self._post(tx, target, body, delay))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _post(self, url: str, body: dict[str, Any], delay: float) -> None:
+    async def _post(self, tx: Transaction, url: str, body: dict[str, Any], delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         if self._client is None:
@@ -128,6 +129,14 @@ class Context:
             self.callbacks_sent += 1
         except httpx.HTTPError as exc:
             log.warning("sandbox.callback_failed", url=url, error=str(exc))
+        finally:
+            # answered or not, this callback is over: a test waits on this, not on a sleep
+            tx.callbacks_delivered += 1
+
+    @property
+    def callbacks_in_flight(self) -> int:
+        """Callbacks scheduled and not yet over."""
+        return len(self._tasks)
 
     async def ticker(self, every: float = 0.1) -> None:
         """Let time pass: pending transactions resolve and reversals happen unprompted."""

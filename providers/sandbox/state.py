@@ -219,6 +219,10 @@ class Transaction:
     forever_pending: bool = False
     callback_delays: tuple[float, ...] = (0.0,)
     reversed_by: str | None = None
+    # what the operator saw of it: status queries that found it, callbacks it made
+    status_queries: int = 0
+    callbacks_scheduled: int = 0
+    callbacks_delivered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view for `/_sandbox/transactions`."""
@@ -255,6 +259,8 @@ class Simulator:
         self.outbox: list[Transaction] = []
         self.tokens: dict[str, datetime] = {}
         self.sms: list[dict[str, Any]] = []
+        # status queries naming a transaction the operator does not have, by what was asked
+        self.unknown_queries: dict[str, int] = {}
         self._seq = 0
 
     # --- wallets -------------------------------------------------------------------------
@@ -325,6 +331,13 @@ class Simulator:
         if operator_ref:
             return self.by_operator_ref.get((operator, operator_ref))
         return self.by_reference.get((operator, reference))
+
+    def queried(self, tx: Transaction | None, asked: str) -> None:
+        """Count a status query: on the transaction it found, else by what it asked for."""
+        if tx is not None:
+            tx.status_queries += 1
+        else:
+            self.unknown_queries[asked] = self.unknown_queries.get(asked, 0) + 1
 
     def _record(self, tx: Transaction, *, index: bool = True) -> Transaction:
         self.transactions.append(tx)

@@ -355,6 +355,7 @@ async def _lookup(request: Request, name: str, kinds: set[Kind] | None) -> Respo
     tx = ctx.sim.find(OP, reference=reference, operator_ref=operator_ref)
     if tx is not None and kinds is not None and tx.kind not in kinds:
         tx = None
+    ctx.sim.queried(tx, f"tmoney:{reference or operator_ref}")
     data = [transaction_fields(tx)] if tx is not None else []
     return JSONResponse({"code": Code.ACCEPTED, "message": "OK", "data": data})
 
