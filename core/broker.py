@@ -45,6 +45,16 @@ def get_broker() -> dramatiq.Broker:
         return _broker
 
 
+def reset_broker() -> None:
+    """Close the process's broker and forget it, so the next `get_broker()` reads the
+    settings again (a test moving from one broker to another)."""
+    global _broker
+    with _lock:
+        if _broker is not None:
+            _broker.close()
+            _broker = None
+
+
 def is_in_process(broker: dramatiq.Broker) -> bool:
     """True when messages never leave this process (no broker URL configured)."""
     return isinstance(broker, StubBroker)

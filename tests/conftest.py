@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import agents, db, migrate, settings
+from core import agents, broker, db, migrate, settings
 
 pytest_plugins = ["tests.fixtures.sandbox"]
 
@@ -154,6 +154,51 @@ def sika_env(
     _clear_caches()
     yield env
     _clear_caches()
+
+
+# the real brokers on this machine; each test that takes `real_broker` runs on both
+BROKER_URLS = {
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "redis": "redis://127.0.0.1:6379/0",
+}
+
+
+@pytest.fixture(params=sorted(BROKER_URLS))
+def real_broker(
+    request: pytest.FixtureRequest, sika_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Sika's broker set to a real RabbitMQ or Redis (the test runs on each), with queue
+    names of its own (SIKA_QUEUE_PREFIX), in this process and in `sika_env` for the `sika`
+    processes it starts; its queues are deleted afterwards. Yields the broker's name."""
+    url, prefix = BROKER_URLS[request.param], f"t{uuid.uuid4().hex[:12]}"
+    for key, value in (("SIKA_BROKER_URL", url), ("SIKA_QUEUE_PREFIX", prefix)):
+        monkeypatch.setenv(key, value)
+        sika_env[key] = value
+    _clear_caches()
+    broker.reset_broker()
+    yield request.param
+    broker.reset_broker()
+    _delete_queues(url, prefix)
+
+
+def _delete_queues(url: str, prefix: str) -> None:
+    """Remove what a test left on a real broker under its queue prefix."""
+    if url.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=f"dramatiq:{prefix}.*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        return
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    for suffix in ("", ".DQ", ".XQ"):
+        channel.queue_delete(f"{prefix}.payouts{suffix}")
+    connection.close()
 
 
 @dataclass(frozen=True)
