@@ -215,7 +215,7 @@ def start_collection(
 
 
 def registry_now() -> datetime:
-    """Wall-clock UTC, for bookkeeping columns (money rules take an injected clock)."""
+    """Sika's clock, for bookkeeping columns (money rules take an injected clock)."""
     return payments.utcnow()
 
 

@@ -13,7 +13,7 @@ Money flows (ids derived from the operator's reference, so a replay answers `exi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,6 +29,7 @@ from cizo.models import (
     TokenKind,
 )
 from cizo.rules import month_bounds, split_payment
+from core import clock
 from core.authority import SignedRequest, authorize
 from core.crypto import PiiKeys
 from core.errors import ValidationError
@@ -274,5 +275,5 @@ def send_notices(settings: Settings, notices: list[Notice]) -> list[dict[str, An
 
 
 def utcnow() -> datetime:
-    """The current time, UTC (Lomé's time zone)."""
-    return datetime.now(UTC)
+    """The current time on Sika's clock (core.clock), UTC (Lomé's time zone)."""
+    return clock.now()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -41,6 +41,7 @@ from cizo.models import (
     Token,
 )
 from cizo.rules import PlanTerms
+from core import clock
 from core.audit import canonical_json
 from core.authority import SignedRequest, authorize
 from core.bounds import MAX_AMOUNT, check_amount, check_count, clean_text
@@ -165,7 +166,7 @@ def set_programme(
         row.monthly_subsidy_amount = monthly_amount
     if months is not None:
         row.subsidy_months = months
-    row.updated_at = datetime.now(UTC)
+    row.updated_at = clock.now()
     session.flush()
     return row
 
@@ -619,7 +620,9 @@ def report(session: Session, now: datetime, *, within_days: int = 3) -> dict[str
         }
         if kit.expires_at is None or kit.expires_at <= now:
             # a day not paid is a day the kit stays dark: arrears in days and francs
-            since = kit.expires_at or kit.created_at or now
+            # created_at is the database's stamp, on the wall clock
+            registered = clock.sika_time(kit.created_at) if kit.created_at else None
+            since = kit.expires_at or registered or now
             days_late = max((now - since).days, 0)
             row["days_late"] = days_late
             row["arrears"] = min(days_late * plans[kit.plan].per_day_amount, remaining)

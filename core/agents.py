@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core import signing
+from core import clock, signing
 from core.audit import (
     GENESIS,
     ChainBreak,
@@ -220,7 +220,7 @@ def bootstrap(session: Session, name: str, public_key_pem: str | bytes) -> Agent
         )
     name = normalise_name(name)
     pem, fingerprint = _public_pem(public_key_pem)
-    now = datetime.now(UTC)
+    now = clock.now()
     agent = _create(session, name, Role.ADMIN, pem, fingerprint, None, now)
     record(session, agent, "agent.bootstrap", {"name": name, "public_key": pem}, at=now)
     return agent
@@ -245,7 +245,7 @@ def enrol(
     actor = authorize(
         session, request, command="agent.add", arguments=arguments, roles=[Role.ADMIN]
     )
-    return _create(session, parsed_name, parsed_role, pem, fingerprint, actor, datetime.now(UTC))
+    return _create(session, parsed_name, parsed_role, pem, fingerprint, actor, clock.now())
 
 
 def grant(session: Session, request: SignedRequest, *, name: str, role: Role | str) -> AgentGrant:
@@ -259,7 +259,7 @@ def grant(session: Session, request: SignedRequest, *, name: str, role: Role | s
     agent = _target(session, name)
     if agent.id == actor.id:
         raise AuthorizationError(f"agent {actor.name!r} cannot grant a role to themselves")
-    return _new_grant(session, agent, parsed_role, actor, datetime.now(UTC))
+    return _new_grant(session, agent, parsed_role, actor, clock.now())
 
 
 def confirm(
@@ -282,7 +282,7 @@ def confirm(
         raise ValidationError(f"agent {agent.name!r} has no grant awaiting confirmation")
     if agent.id == actor.id:
         raise AuthorizationError(f"agent {actor.name!r} cannot confirm their own grant")
-    now = datetime.now(UTC)
+    now = clock.now()
     for item in pending:
         if item.granted_by == actor.id:
             raise AuthorizationError(
@@ -314,7 +314,7 @@ def revoke(
         raise ValidationError(
             f"agent {agent.name!r} is the last admin: add and confirm another admin first"
         )
-    now = datetime.now(UTC)
+    now = clock.now()
     for item in chosen:
         item.status, item.revoked_by, item.revoked_at = GrantStatus.REVOKED, actor.id, now
     if parsed_role is None:
@@ -344,7 +344,7 @@ def rotate_key(
     )
     agent = _target(session, name)
     _check_new_key(session, fingerprint)
-    now = datetime.now(UTC)
+    now = clock.now()
     for key in agent.keys:
         if key.valid_to is None:
             key.valid_to = now
@@ -477,7 +477,7 @@ def add_agent(
             raise ValidationError(f"a private key already exists at {key_file}: move it away first")
     pem, fingerprint = _public_pem(public_key_pem)
     _lock(session)
-    now = datetime.now(UTC)
+    now = clock.now()
     agent = _create(session, name, role, pem, fingerprint, actor, now)
     record(
         session,

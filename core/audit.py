@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.models import Agent, AuditEntry
 
 GENESIS = bytes(32)
@@ -104,7 +105,7 @@ def record(
     # store exactly what was hashed, so verification recomputes the same bytes
     stored = json.loads(canonical_json(dict(arguments)))
     arguments_sha256 = hashlib.sha256(canonical_json(stored)).digest()
-    at = at or datetime.now(UTC)
+    at = at or clock.now()
     agent_name = agent.name if agent is not None else None
     entry = AuditEntry(
         at=at,

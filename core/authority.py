@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from core import audit, signing
+from core import audit, clock, signing
 from core.audit import ChainBreak, RequestSeal, canonical_json, utc_text
 from core.errors import AuthorizationError, ConfigError, ValidationError
 from core.models import (
@@ -180,7 +180,7 @@ def sign_request(
     name = normalise_name(agent)
     canonical = canonical_arguments(arguments)
     request_id = uuid.uuid4().hex
-    issued_at = (now or datetime.now(UTC)).astimezone(UTC)
+    issued_at = (now or clock.now()).astimezone(UTC)
     signature = signing.sign(key, request_bytes(command, canonical, name, request_id, issued_at))
     return SignedRequest(
         command=command,
@@ -276,7 +276,7 @@ def authorize(
     and nothing is recorded.
     """
     allowed = frozenset(roles)
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     name = request.agent
     # FOR SHARE: a revocation or key rotation of this agent waits for this act to commit,
     # and this act waits for one already under way, so neither sees half of the other
@@ -365,7 +365,7 @@ def signature_valid(
     For a request kept with what it produced (a batch's submit and approve requests),
     checked again later: pass the time it was accepted.
     """
-    at = at or datetime.now(UTC)
+    at = at or clock.now()
     agent_id = select(Agent.id).where(Agent.name == request.agent).scalar_subquery()
     # at the instant of a rotation both keys were valid; either signature stands
     keys = session.scalars(

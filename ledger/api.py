@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import clock
 from core.bounds import MAX_AMOUNT, MAX_COUNTER, check_amount
 from core.db import is_retryable
 from core.errors import LedgerError, NotFoundError, ValidationError
@@ -496,7 +497,9 @@ def get_transfer(session: Session, transfer_id: str) -> dict[str, object] | None
 def statement(
     session: Session, code: str, start: dt.date | None = None, end: dt.date | None = None
 ) -> list[StatementLine]:
-    """Every transfer touching `code` between `start` and `end` inclusive (UTC = Lomé)."""
+    """Every transfer touching `code` between `start` and `end` inclusive (UTC = Lomé).
+
+    Days and times are on Sika's clock (core.clock); `created_at` is the database's."""
     account = get_account(session, code)
     rows = session.execute(
         text(
@@ -508,16 +511,16 @@ def statement(
             "  ELSE t.debit_account_id END"
             " WHERE (t.debit_account_id = :aid OR t.credit_account_id = :aid)"
             " AND (CAST(:start AS date) IS NULL OR t.created_at >="
-            "  CAST(:start AS date) AT TIME ZONE 'UTC')"
+            "  (CAST(:start AS date) AT TIME ZONE 'UTC') - :shift)"
             " AND (CAST(:end AS date) IS NULL OR t.created_at <"
-            "  (CAST(:end AS date) + 1) AT TIME ZONE 'UTC')"
+            "  ((CAST(:end AS date) + 1) AT TIME ZONE 'UTC') - :shift)"
             " ORDER BY t.created_at, t.id"
         ),
-        {"aid": account.id, "start": start, "end": end},
+        {"aid": account.id, "start": start, "end": end, "shift": clock.offset()},
     )
     return [
-        StatementLine(r.created_at, r.id, TransferKind(r.kind), r.side, r.counterpart, r.amount,
-                      r.pending_id)
+        StatementLine(clock.sika_time(r.created_at), r.id, TransferKind(r.kind), r.side,
+                      r.counterpart, r.amount, r.pending_id)
         for r in rows
     ]
 

@@ -11,7 +11,6 @@ engine knows what the operator did with the line, so only it posts or voids the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticError
@@ -19,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.authority import SignedRequest, authorize, signature_valid
 from core.errors import AuthorizationError, LedgerError, NotFoundError, ValidationError
 from core.models import Agent, Role
@@ -176,7 +176,7 @@ def propose(
     approves it."""
     transfer = transfer_of(kind, arguments)
     _check_by_hand(session, transfer)
-    now = datetime.now(UTC)
+    now = clock.now()
     agent = authorize(
         session,
         request,
@@ -361,7 +361,7 @@ def approve(session: Session, request: SignedRequest, proposal_id: int) -> Propo
     outcome = _write(session, row, transfer)
     row.status = (ProposalStatus.EXECUTED if outcome.ok else ProposalStatus.REFUSED).value
     row.result = outcome.result.value
-    row.decided_by, row.decided_at = agent.id, datetime.now(UTC)
+    row.decided_by, row.decided_at = agent.id, clock.now()
     session.flush()
     return row
 
@@ -395,7 +395,7 @@ def reject(session: Session, request: SignedRequest, proposal_id: int) -> Propos
             f"agent {agent.name!r} proposed ledger entry {row.id}: a different approver decides"
         )
     row.status = ProposalStatus.REJECTED.value
-    row.decided_by, row.decided_at = agent.id, datetime.now(UTC)
+    row.decided_by, row.decided_at = agent.id, clock.now()
     session.flush()
     return row
 

@@ -1,7 +1,9 @@
 """Daily seals: each day's transfers hashed into a chain over the previous seal and signed
 with the ledger's Ed25519 key, and the verification that recomputes the whole chain.
 
-Days are Lomé days (Africa/Lome is UTC+0 all year), so a day is a UTC calendar day.
+Days are Lomé days (Africa/Lome is UTC+0 all year), so a day is a UTC calendar day, on
+Sika's clock (core.clock): the database stamps a transfer's `created_at` on the wall
+clock, so a day's bounds are turned into the database's time before they are compared.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core import signing
+from core import clock, signing
 from core.errors import LedgerError, ValidationError
 from core.logging import get_logger
 from core.settings import Settings
@@ -40,8 +42,8 @@ def load_ledger_key(settings: Settings) -> Ed25519PrivateKey:
 
 
 def today_utc() -> dt.date:
-    """Today in Lomé."""
-    return dt.datetime.now(dt.UTC).date()
+    """Today in Lomé, on Sika's clock."""
+    return clock.today()
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ class SealReport:
 
 
 def _bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    """The day's start and end as the database stamps transfers (`created_at`)."""
+    start = clock.database_time(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
     return start, start + dt.timedelta(days=1)
 
 
@@ -191,17 +194,16 @@ def seal_day(
         text("SELECT day, hash FROM ledger_seals ORDER BY day DESC LIMIT 1")
     ).first()
     start, end = _bounds(day)
-    gap_from = previous.day + dt.timedelta(days=1) if previous else None
+    gap_from = _bounds(previous.day + dt.timedelta(days=1))[0] if previous else None
     unsealed = session.execute(
         text(
             "SELECT min(created_at) FROM ledger_transfers WHERE created_at < :start"
-            " AND (CAST(:gap AS date) IS NULL OR created_at >= CAST(:gap AS date)"
-            " AT TIME ZONE 'UTC')"
+            " AND (CAST(:gap AS timestamptz) IS NULL OR created_at >= :gap)"
         ),
         {"start": start, "gap": gap_from},
     ).scalar_one()
     if unsealed is not None:
-        first = unsealed.astimezone(dt.UTC).date()
+        first = clock.sika_time(unsealed).astimezone(dt.UTC).date()
         raise ValidationError(f"cannot seal {day}: seal {first} first (it has transfers)")
     _in_flight_guard(session, end)
     count, rows_hash = rows_digest(session, day)
@@ -271,12 +273,12 @@ def verify_seals(session: Session, public_key: Ed25519PublicKey) -> SealReport:
         sealed_days = [s.day for s in seals]
         stray = session.execute(
             text(
-                "SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day"
+                "SELECT DISTINCT ((created_at + :shift) AT TIME ZONE 'UTC')::date AS day"
                 " FROM ledger_transfers WHERE created_at < :end"
-                " AND (created_at AT TIME ZONE 'UTC')::date <> ALL(CAST(:days AS date[]))"
-                " ORDER BY 1"
+                " AND ((created_at + :shift) AT TIME ZONE 'UTC')::date"
+                " <> ALL(CAST(:days AS date[])) ORDER BY 1"
             ),
-            {"end": _bounds(sealed_days[-1])[1], "days": sealed_days},
+            {"end": _bounds(sealed_days[-1])[1], "days": sealed_days, "shift": clock.offset()},
         ).scalars()
         for day in stray:
             flag(day, "transfers exist in a day before the last seal that was never sealed")

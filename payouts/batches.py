@@ -23,7 +23,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticError
@@ -31,6 +31,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.audit import canonical_json
 from core.authority import SignedRequest, authorize, canonical_arguments, signature_valid
 from core.bounds import MAX_COUNTER, check_amount
@@ -391,7 +392,7 @@ def submit_batch(session: Session, request: SignedRequest, batch_id: int) -> Pay
     """The maker signs the manifest of the batch they built (`<programme>.batch.submit`);
     the request is kept with the batch, for the approver and for dispatch to verify."""
     batch = get_batch(session, batch_id, lock=True)
-    now = datetime.now(UTC)
+    now = clock.now()
     maker = authorize(
         session,
         request,
@@ -419,7 +420,7 @@ def approve_batch(session: Session, request: SignedRequest, batch_id: int) -> Pa
     """The approver signs the manifest (`<programme>.batch.approve`): an agent holding
     approver, other than the batch's maker, once the maker's submit still verifies."""
     batch = get_batch(session, batch_id, lock=True)
-    now = datetime.now(UTC)
+    now = clock.now()
     approver = authorize(
         session,
         request,
@@ -451,7 +452,7 @@ def cancel_batch(session: Session, request: SignedRequest, batch_id: int) -> Pay
     later batch. Nothing was reserved in the ledger before dispatch, so nothing is undone
     there. The lines are not checked first: a tampered batch is cancelled this way."""
     batch = get_batch(session, batch_id, lock=True)
-    now = datetime.now(UTC)
+    now = clock.now()
     agent = authorize(
         session,
         request,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core import clock
 from providers.statements import StatementRow
 from reconciliation.models import Category
 
@@ -258,6 +259,8 @@ def missing_at_provider(
     """
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) - CUTOFF_MARGIN
     end = min(start + dt.timedelta(days=1), cutoff)
+    # the database stamps `submitted_at` on the wall clock; the day is on Sika's clock
+    start, end = clock.database_time(start), clock.database_time(end)
     # the amount at stake is what the ledger holds for the line (the row's as a fallback)
     rows = session.execute(
         text(

@@ -10,12 +10,12 @@ admin).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.authority import SignedRequest, authorize
 from core.errors import AuthorizationError, LedgerError, NotFoundError, ValidationError
 from core.logging import get_logger
@@ -87,7 +87,7 @@ def resolve(
     if exc.status not in (ExceptionStatus.OPEN, ExceptionStatus.AWAITING_APPROVAL):
         raise ValidationError(f"exception {exc.id} is {exc.status}: only open ones are resolved")
     _check_applicable(exc, action)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     exc.action, exc.note = action.value, note.strip()
     exc.proposed_by, exc.proposed_at, exc.approved_by = agent.id, now, None
     if action.moves_money:
@@ -125,7 +125,7 @@ def approve(session: Session, request: SignedRequest, exception_id: int) -> Reco
     effect = _apply(session, exc, Action(str(exc.action)))
     log.info("reconcile.approved", exception_id=exc.id, agent=agent.name, **effect)
     exc.approved_by, exc.status = agent.id, ExceptionStatus.RESOLVED.value
-    exc.resolved_at = dt.datetime.now(dt.UTC)
+    exc.resolved_at = clock.now()
     session.flush()
     return exc
 

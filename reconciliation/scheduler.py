@@ -16,6 +16,7 @@ from typing import Any
 import dramatiq
 from periodiq import PeriodiqMiddleware, Scheduler, cron
 
+from core import clock
 from core.db import get_sessionmaker
 from core.errors import SikaError
 from core.logging import get_logger
@@ -42,7 +43,7 @@ def nightly(day: dt.date | None = None) -> dict[str, Any]:
     ledger's own rows.
     """
     settings = load_settings()
-    day = day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    day = day or clock.today() - dt.timedelta(days=1)
     factory = get_sessionmaker()
     results: dict[str, Any] = {}
     for provider in [p for p in OPERATORS if p in available()]:

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.bounds import MAX_COUNTER
 from core.errors import LedgerError, ProviderError, ValidationError
 from core.logging import get_logger
@@ -230,7 +231,7 @@ def reconcile_lines(
     sent before `cutoff` must be on the statement; by default that is ten minutes ago,
     since a payout sent in the last minutes may not be listed yet.
     """
-    cutoff = cutoff or dt.datetime.now(dt.UTC) - matching.CUTOFF_MARGIN
+    cutoff = cutoff or clock.now() - matching.CUTOFF_MARGIN
     session.execute(
         text("SELECT pg_advisory_xact_lock(:a, hashtext(:k))"),
         {"a": RUN_LOCK, "k": f"{provider}|{day.isoformat()}"},
@@ -263,10 +264,10 @@ def reconcile_lines(
 
     session.execute(
         text(
-            "UPDATE recon_runs SET superseded_at = now()"
+            "UPDATE recon_runs SET superseded_at = :now"
             " WHERE provider = :p AND day = :d AND superseded_at IS NULL"
         ),
-        {"p": provider, "d": day},
+        {"p": provider, "d": day, "now": clock.now()},
     )
     run_id = session.execute(
         text(

@@ -9,11 +9,12 @@ a test that plays a tampering superuser asks for `admin_database_url`.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,43 @@ def sika_env(
     _clear_caches()
     yield env
     _clear_caches()
+
+
+def new_years_eve() -> dt.datetime:
+    """23:59:59 UTC on the coming 31 December: the second before a day, a month and a year
+    all end. Ahead of the wall clock, so agents' keys enrolled now are already valid."""
+    now = dt.datetime.now(dt.UTC)
+    eve = dt.datetime(now.year, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    return eve if eve - now > dt.timedelta(hours=1) else eve.replace(year=now.year + 1)
+
+
+@pytest.fixture
+def clock_at(
+    sika_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Callable[[dt.datetime], dt.datetime]:
+    """`clock_at(when)` moves Sika's clock so that it reads `when` now and runs on from
+    there: SIKA_CLOCK_OFFSET in this process and in `sika_env` for the `sika` processes,
+    and the test's sandbox (when it has one) set to the same instant. Keep one instant
+    for a test that reads days of ledger rows: the database stamps them on the wall
+    clock, and Sika reads them with the offset it has when it reads them."""
+
+    def move(when: dt.datetime) -> dt.datetime:
+        offset = (when - dt.datetime.now(dt.UTC)).total_seconds()
+        monkeypatch.setenv("SIKA_CLOCK_OFFSET", repr(offset))
+        sika_env["SIKA_CLOCK_OFFSET"] = repr(offset)
+        _clear_caches()
+        if "sandbox" in request.fixturenames:
+            sandbox = request.getfixturevalue("sandbox")
+            sandbox.set_clock((dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)).isoformat())
+        return when
+
+    return move
+
+
+@pytest.fixture
+def at_new_years_eve(clock_at: Callable[[dt.datetime], dt.datetime]) -> dt.datetime:
+    """The test starts at 23:59:59 on 31 December on Sika's clock (and the sandbox's)."""
+    return clock_at(new_years_eve())
 
 
 # the real brokers on this machine; each test that takes `real_broker` runs on both

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from core import clock as sika_clock
 from providers.config import SANDBOX_FLOOZ_MSISDN
 from providers.msisdn import InvalidMsisdn, Operator, default_operator, normalise
 from providers.sandbox.faults import Decision, FaultProfile, Faults
@@ -141,7 +142,9 @@ _LAST = (
 
 
 class Clock:
-    """The sandbox clock: real UTC time plus an offset that admin calls move forward."""
+    """The sandbox clock: Sika's clock (core.clock: the wall clock, moved by
+    SIKA_CLOCK_OFFSET in tests) plus an offset that admin calls move; a new clock, as a
+    reset makes, starts where Sika's clock is, so tests and the sandbox agree on the day."""
 
     def __init__(self) -> None:
         self.offset = timedelta()
@@ -152,7 +155,7 @@ class Clock:
 
     def precise(self) -> datetime:
         """The sandbox's current time to the microsecond (for short pending delays)."""
-        return datetime.now(UTC) + self.offset
+        return sika_clock.now() + self.offset
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward (never back: statements and limits would lie)."""
@@ -161,7 +164,7 @@ class Clock:
     def set(self, when: datetime) -> None:
         """Jump to `when` (UTC when naive)."""
         target = when if when.tzinfo else when.replace(tzinfo=UTC)
-        self.offset = target - datetime.now(UTC)
+        self.offset = target - sika_clock.now()
 
 
 @dataclass
@@ -244,7 +247,7 @@ class Simulator:
         self.reset(seed, profile)
 
     def reset(self, seed: int, profile: FaultProfile) -> None:
-        """A clean world: no wallets, empty floats, clock back to real time."""
+        """A clean world: no wallets, empty floats, clock back to Sika's clock."""
         self.seed = seed
         self.faults = Faults(profile, seed)
         self.clock = Clock()

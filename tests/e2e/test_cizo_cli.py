@@ -1,5 +1,8 @@
 """`sika cizo` as a user runs it: the real command against real PostgreSQL, the operator
 sandbox over HTTP, and a real `sika serve` receiving the operators' callbacks.
+
+Each test starts at 23:59:59 on 31 December on Sika's clock and the sandbox's, and its
+payments fall on 1 January: they draw on the new year's chèque solaire.
 """
 
 from __future__ import annotations
@@ -8,8 +11,9 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +21,8 @@ import pytest
 from openpaygo import TokenType, decode_token
 from sqlalchemy import create_engine, text
 
-from tests.conftest import SIKA, enrol_agents, run_sika
+from core import clock
+from tests.conftest import SIKA, enrol_agents, new_years_eve, run_sika
 from tests.fixtures.sandbox import Sandbox, free_port
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -32,8 +37,12 @@ KIT_KEYS = {
 
 
 @pytest.fixture
-def env(sika_env: dict[str, str], sandbox: Sandbox) -> dict[str, str]:
-    """Sika's environment on this test's database, with the sandbox as both operators."""
+def env(
+    sika_env: dict[str, str], sandbox: Sandbox, clock_at: Callable[[datetime], datetime]
+) -> dict[str, str]:
+    """Sika's environment on this test's database, with the sandbox as both operators, at
+    23:59:59 on 31 December."""
+    clock_at(new_years_eve())
     sandbox.put_wallet(HOUSEHOLD, balance=500_000)
     return {**sika_env, "SIKA_SANDBOX_URL": sandbox.url, "SIKA_OPERATOR_TIMEOUT": "2"}
 
@@ -50,8 +59,8 @@ def sika(*args: str, env: dict[str, str], code: int = 0) -> Any:
 
 def set_up(env: dict[str, str]) -> None:
     """Agents awa (maker), kodjo (approver), root (admin), kofi (treasurer) and ama
-    (auditor); a company on BBOXX's 2018 small-kit prices, and this year's chèque solaire,
-    which only the treasurer funds."""
+    (auditor); a company on BBOXX's 2018 small-kit prices, and the new year's chèque
+    solaire, which only the treasurer funds."""
     people = {"awa": "maker", "kodjo": "approver", "root": "admin", "kofi": "treasurer"}
     enrol_agents(env, {**people, "ama": "auditor"})
     company = sika(
@@ -65,7 +74,12 @@ def set_up(env: dict[str, str]) -> None:
         "--per-day", "160", "--term-days", "1095", "--agent", "awa", "--json", env=env,
     )  # fmt: skip
     assert plan["price"] == 8_960 + 160 * 1_095
-    year = str(datetime.now(UTC).year)
+    # past midnight (the commands above take longer than the year's last second), so the
+    # year funded is the one every payment of the test falls in
+    while clock.today() == new_years_eve().date():
+        time.sleep(0.05)
+    year = str(clock.today().year)
+    assert year == str(new_years_eve().year + 1)
     fund = ["cizo", "subsidy", "fund", "--year", year, "--amount", "1000000", "--operator",
             "flooz", "--reference", "e2e"]  # fmt: skip
     for who in ("root", "awa"):
@@ -110,16 +124,23 @@ def kit_show(env: dict[str, str], serial: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def serve(env: dict[str, str], sandbox: Sandbox) -> Iterator[str]:
+def serve_log(tmp_path: Path) -> Path:
+    """Where `sika serve` writes its JSON log: what it did with each callback."""
+    return tmp_path / "sika-serve.log"
+
+
+@pytest.fixture
+def serve(env: dict[str, str], sandbox: Sandbox, serve_log: Path) -> Iterator[str]:
     """`sika serve` on a free port, the sandbox calling it back."""
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith("SIKA_")}
     full.update(env)
+    log = serve_log.open("wb")
     proc = subprocess.Popen(
         [SIKA, "serve", "--port", str(port)],
         env=full,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -131,8 +152,10 @@ def serve(env: dict[str, str], sandbox: Sandbox) -> Iterator[str]:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            _, err = proc.communicate()
-            raise RuntimeError(f"sika serve did not start: {err.decode(errors='replace')}")
+            proc.wait()
+            log.close()
+            err = serve_log.read_text(errors="replace")
+            raise RuntimeError(f"sika serve did not start: {err}")
         time.sleep(0.2)
     sandbox.set_callback_url(f"{url}/callbacks")
     try:
@@ -145,6 +168,21 @@ def serve(env: dict[str, str], sandbox: Sandbox) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+
+
+def cizo_callbacks_done(serve_log: Path) -> set[int]:
+    """The callbacks `sika serve` has finished with on CIZO's side (counted, or coalesced
+    into a query already made), by id, from its log."""
+    done = set()
+    for line in serve_log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") in ("cizo.callback.handled", "cizo.callback.coalesced"):
+            done.add(int(entry["callback_id"]))
+    return done
 
 
 def wait_until(check: Any, timeout: float = 20.0) -> Any:
@@ -157,7 +195,7 @@ def wait_until(check: Any, timeout: float = 20.0) -> Any:
 
 
 def test_a_kit_from_registration_to_a_self_paid_instalment(
-    env: dict[str, str], sandbox: Sandbox, serve: str
+    env: dict[str, str], sandbox: Sandbox, serve: str, serve_log: Path
 ) -> None:
     set_up(env)
     # Given a bad key and a bad starting code, registration is refused in one sentence
@@ -222,7 +260,21 @@ def test_a_kit_from_registration_to_a_self_paid_instalment(
 
     shown = wait_until(counted)
     assert shown, "the self-paid instalment was never counted"
-    time.sleep(1.5)  # the second callback (0.2 s later) has had time to be handled
+    # and once the sandbox has delivered both callbacks and `sika serve` has finished
+    # with both, no late duplicate counts it again
+    sandbox.wait_quiet()
+    engine = create_engine(env["SIKA_DATABASE_URL"])
+    with engine.connect() as conn:
+        received = set(conn.execute(
+            text("SELECT id FROM provider_callbacks WHERE sika_reference = 'BX-0001'"
+                 " AND operator_reference = :ref"),
+            {"ref": paid["operator_reference"]},
+        ).scalars())  # fmt: skip
+    engine.dispose()
+    assert len(received) == 2
+    assert wait_until(lambda: received <= cizo_callbacks_done(serve_log), timeout=10), (
+        f"sika serve did not finish with callbacks {received}"
+    )
     shown = kit_show(env, "BX-0001")
     assert (shown["paid"], shown["subsidy"], shown["days_credited"]) == (11_040, 2_000, 25)
     assert [kind for _, kind in decode_all(shown["tokens"])] == [

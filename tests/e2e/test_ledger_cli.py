@@ -1,20 +1,26 @@
 """`sika ledger` and `sika audit` as people run them: JSON shapes and exit codes, manual
 entries made by a maker and executed by a different approver, against the test database
-and once against the embedded PostgreSQL."""
+and once against the embedded PostgreSQL.
+
+The tests on the test database start at 23:59:59 on 31 December on Sika's clock, so the
+days they read (a statement's, a seal's) turn while they run."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from core import clock
 from ledger import api
 from ledger.types import AccountKind, AccountSpec, Transfer
-from tests.conftest import Result, enrol_agents, run_sika
+from tests.conftest import Result, enrol_agents, new_years_eve, run_sika
 
 
 def _json(env: dict[str, str], *args: str, code: int = 0) -> dict:
@@ -45,12 +51,17 @@ def _entry(env: dict[str, str], *args: str, code: int = 0) -> dict:
 
 
 @pytest.fixture
-def env(sika_env: dict[str, str]) -> dict[str, str]:
+def env(
+    sika_env: dict[str, str], clock_at: Callable[[dt.datetime], dt.datetime]
+) -> dict[str, str]:
+    """awa (maker), kodjo (approver), kofi (treasurer), at 23:59:59 on 31 December."""
+    clock_at(new_years_eve())
     enrol_agents(sika_env, {"awa": "maker", "kodjo": "approver", "kofi": "treasurer"})
     return sika_env
 
 
 def test_accounts_transfers_holds_and_balances(env: dict[str, str]) -> None:
+    first_day = clock.today()  # 31 December; the last day read below is 1 January
     # Given a limited float funded by the treasury
     create = ["ledger", "account", "create", "float:flooz", "--kind", "asset", "--limit",
               "debits", "--agent", "awa"]
@@ -97,8 +108,8 @@ def test_accounts_transfers_holds_and_balances(env: dict[str, str]) -> None:
         "exceeds_credits",
     )
     assert "over:3" in refusal
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    lines = _json(env, "ledger", "statement", "float:flooz", "--from", today, "--to", today)
+    days = ["--from", first_day.isoformat(), "--to", clock.today().isoformat()]
+    lines = _json(env, "ledger", "statement", "float:flooz", *days)
     assert [li["id"] for li in lines["lines"]] == ["fund", "hold:1", "hold:1:post"]
     ghost = run_sika("ledger", "balance", "ghost", env=env)
     assert ghost.code == 1
@@ -189,9 +200,12 @@ def test_verify_and_seals_exit_3_when_tampered(
 ) -> None:
     _json(env, "ledger", "account", "create", "a", "--kind", "asset", "--agent", "awa")
     _json(env, "ledger", "account", "create", "b", "--kind", "equity", "--agent", "awa")
+    # the transfer is made on 1 January, and moved back to the day that has just ended
+    yesterday = new_years_eve().date().isoformat()
+    while clock.today().isoformat() == yesterday:
+        time.sleep(0.05)
     _entry(env, "ledger", "transfer", "--id", "t1", "--debit", "b", "--credit", "a",
            "--amount", "5")
-    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     # a superuser's tampering: sika_app, which Sika connects as, cannot
     url = make_url(admin_database_url).set(drivername="postgresql").render_as_string(False)
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
@@ -206,8 +220,7 @@ def test_verify_and_seals_exit_3_when_tampered(
     assert sealed["signature"]
     assert _json(env, "audit", "seal", "--date", yesterday)["result"] == "already_sealed"
     assert _json(env, "ledger", "expire") == {"expired": 0}
-    today = run_sika("audit", "seal", "--date", dt.datetime.now(dt.UTC).date().isoformat(),
-                     env=env)
+    today = run_sika("audit", "seal", "--date", clock.today().isoformat(), env=env)
     assert today.code == 1
     assert "only days that have ended" in today.stderr
     assert _json(env, "audit", "verify")["ok"] is True

@@ -1,6 +1,10 @@
 """CIZO end to end against real PostgreSQL and the operator sandbox over HTTP: pushes,
 merchant payments, duplicated callbacks, the chèque solaire and OpenPAYGO tokens; each
-act of a person a request signed with their own key."""
+act of a person a request signed with their own key.
+
+Every test starts at 23:59:59 on 31 December on Sika's clock and the sandbox's (the
+chèque solaire is capped by calendar month and drawn on the year's allocation), so each
+passes whenever it runs, the turn of a month and a year included."""
 
 from __future__ import annotations
 
@@ -33,10 +37,11 @@ HOUSEHOLD = "22896000031"
 class World:
     """The operator sandbox, Sika's settings and keys, and people signing with their own."""
 
-    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, year: int) -> None:
         self.factory = factory
         self.settings = settings
         self.keys = load_keys(settings)
+        self.year = year  # the year the test starts in, whose allocation it funds
 
     def sign(self, agent: str, command: str, arguments: dict[str, Any]) -> SignedRequest:
         return signed_by(agent, command, arguments, settings=self.settings)
@@ -73,20 +78,26 @@ class World:
         )
 
 
+@pytest.fixture(autouse=True)
+def _at_new_years_eve(at_new_years_eve: datetime) -> datetime:
+    """Every test here starts a second before the year ends (tests/conftest.py)."""
+    return at_new_years_eve
+
+
 @pytest.fixture
 def world(
     session_factory: sessionmaker[Session],
     sandbox: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    at_new_years_eve: datetime,
 ) -> World:
     """awa (maker), kofi (treasurer), ama (auditor), root (admin); BBOXX, its MINI plan,
-    KIT-1, and this year's chèque solaire."""
+    KIT-1, and the chèque solaire of this year and the next (the clock turns the year)."""
     monkeypatch.setenv("SIKA_HOME", str(tmp_path))
     keys_dir = tmp_path / "agent-keys"
-    world = World(
-        session_factory, Settings(sandbox_url=sandbox.url, home=tmp_path, keys_dir=keys_dir)
-    )
+    settings = Settings(sandbox_url=sandbox.url, home=tmp_path, keys_dir=keys_dir)
+    world = World(session_factory, settings, at_new_years_eve.year)
     sandbox.put_wallet(HOUSEHOLD, balance=1_000_000)
     with session_factory() as session, session.begin():
         for name, role in (
@@ -108,9 +119,8 @@ def world(
         world.register_kit(
             session, household="Afi Mensah", msisdn=HOUSEHOLD, plan="MINI", serial="KIT-1"
         )
-        world.fund(
-            session, year=datetime.now(UTC).year, amount=100_000, operator="flooz", reference="t1"
-        )
+        for year in (world.year, world.year + 1):
+            world.fund(session, year=year, amount=100_000, operator="flooz", reference="t1")
     return world
 
 
@@ -151,13 +161,20 @@ def test_pushes_pay_off_the_plan_with_one_disable_payg(
         assert done.confirmed == [started.reference]
         _verify(session_factory)
     kit = _kit(session_factory, keys)
-    # Then the chèque solaire, capped at 2,000 this month, helped complete the 7,000 price
-    assert (kit["paid"], kit["subsidy"], kit["remaining"], kit["status"]) == (
-        5_000,
-        2_000,
+    # Then the chèque solaire helped complete the 7,000 price: capped at 2,000 in each
+    # calendar month (the pushes may straddle the new year), one month's cap filled
+    assert (kit["paid"] + kit["subsidy"], kit["remaining"], kit["status"]) == (
+        7_000,
         0,
         "unlocked",
     )
+    by_month = _subsidy_by_month(session_factory)
+    assert all(total <= 2_000 for total in by_month.values()), by_month
+    assert kit["subsidy"] == sum(by_month.values()) >= 2_000
+    # And each payment's subsidy was drawn on the allocation of the year it was paid in
+    for year in (world.year, world.year + 1):
+        drawn = sum(total for (y, _), total in by_month.items() if y == year)
+        assert _balance(session_factory, registry.subsidy_account(year)) == 100_000 - drawn
     decoded = _decode_all(kit["tokens"])
     assert [kind for _, kind in decoded].count(TokenType.DISABLE_PAYG) == 1
     assert decoded[-1][1] == TokenType.DISABLE_PAYG
@@ -166,6 +183,60 @@ def test_pushes_pay_off_the_plan_with_one_disable_payg(
     with session_factory() as session:
         assert registry.available(session, registry.company_account("BBOXX")) == 7_000
     assert any("123" in sms["message"] or "Code" in sms["message"] for sms in sandbox.sms())
+
+
+def _subsidy_by_month(factory: sessionmaker[Session]) -> dict[tuple[int, int], int]:
+    """The chèque solaire of the confirmed payments, by (year, month) of payment."""
+    totals: dict[tuple[int, int], int] = {}
+    with factory() as session:
+        rows = session.execute(
+            select(Payment.paid_at, Payment.subsidy_amount).where(Payment.status == "confirmed")
+        )
+        for paid_at, subsidy in rows:
+            month = (paid_at.astimezone(UTC).year, paid_at.astimezone(UTC).month)
+            totals[month] = totals.get(month, 0) + subsidy
+    return totals
+
+
+def test_the_month_cap_and_the_allocation_turn_with_the_year(
+    session_factory: sessionmaker[Session],
+    world: World,
+    sandbox: Any,
+    clock_at: Callable[[datetime], datetime],
+) -> None:
+    settings, keys = world.settings, world.keys
+    eve = datetime(world.year, 12, 31, 23, 59, 59, tzinfo=UTC)
+    old_year, new_year = (
+        registry.subsidy_account(world.year),
+        registry.subsidy_account(world.year + 1),
+    )
+    # Given a household paying 3,500 at 23:59:59 on 31 December: 2,500 beyond the deposit
+    first = sandbox.pay(HOUSEHOLD, 3_500, "KIT-1", "flooz")
+    clock_at(eve)
+    assert collections.note_merchant_payment(
+        session_factory, settings, keys, _callback(first)
+    ).confirmed == [first["operator_reference"]]
+    # When it pays 500 more three seconds later, on 1 January
+    second = sandbox.pay(HOUSEHOLD, 500, "KIT-1", "flooz")
+    clock_at(eve + timedelta(seconds=3))
+    assert collections.note_merchant_payment(
+        session_factory, settings, keys, _callback(second)
+    ).confirmed == [second["operator_reference"]]
+    # Then the first counted against December's cap (2,000 of its 2,500) and the old
+    # year's allocation, the second against January's cap and the new year's allocation
+    with session_factory() as session:
+        rows = session.execute(
+            select(Payment.paid_at, Payment.subsidy_amount).order_by(Payment.id)
+        ).all()
+    assert [(at.astimezone(UTC).date(), subsidy) for at, subsidy in rows] == [
+        (eve.date(), 2_000),
+        (eve.date() + timedelta(days=1), 500),
+    ]
+    assert _balance(session_factory, old_year) == 100_000 - 2_000
+    assert _balance(session_factory, new_year) == 100_000 - 500
+    kit = _kit(session_factory, keys)
+    assert (kit["paid"], kit["subsidy"]) == (4_000, 2_500)
+    _verify(session_factory)
 
 
 def _callback(paid: dict[str, Any], serial: str = "KIT-1", **over: Any) -> CallbackEvent:
@@ -210,7 +281,7 @@ def test_duplicated_merchant_callback_counts_once_in_real_time(
     assert (kit["paid"], kit["subsidy"], kit["days_credited"]) == (1_300, 300, 6)
     assert _decode_all(kit["tokens"]) == [(6, TokenType.ADD_TIME)]
     # And the statement, the catch-up path, finds nothing left to count
-    statement = sandbox.statement("flooz", sandbox.today())
+    statement = sandbox.statement("flooz", paid["at"][:10])
     again = world.confirm_statement(statement)
     assert again.confirmed == []
     assert _counts(session_factory) == (1, 1, 1)
@@ -235,7 +306,7 @@ def test_forged_callbacks_never_count_and_the_statement_catches_up(
     assert _counts(session_factory) == (2, 0, 0)
     assert _kit(session_factory, keys)["paid"] == 0
     # When the statement arrives, the operator's amount counts once under its reference
-    statement = sandbox.statement("flooz", sandbox.today())
+    statement = sandbox.statement("flooz", paid["at"][:10])
     done = world.confirm_statement(statement, agent="ama")
     assert done.confirmed == [paid["operator_reference"]]
     kit = _kit(session_factory, keys)
@@ -332,6 +403,9 @@ def test_paying_after_payoff_issues_no_second_disable_payg(
     # When the household pays once more on its own (a push is refused outright)
     with pytest.raises(ValidationError, match="paid off"):
         world.collect("KIT-1", 200)
+    # (what was owed back before: payments beyond the price, should the months' caps have
+    # met it before the last one)
+    refunds = _balance(session_factory, registry.REFUNDS_ACCOUNT)
     extra = sandbox.pay(HOUSEHOLD, 200, "KIT-1", "flooz")
     done = collections.note_merchant_payment(session_factory, settings, keys, _callback(extra))
     assert done.confirmed == [extra["operator_reference"]]
@@ -339,8 +413,7 @@ def test_paying_after_payoff_issues_no_second_disable_payg(
     kinds = [kind for _, kind in _decode_all(_kit(session_factory, keys)["tokens"])]
     assert kinds.count(TokenType.DISABLE_PAYG) == 1
     assert kinds[-1] == TokenType.DISABLE_PAYG
-    with session_factory() as session:
-        assert registry.available(session, registry.REFUNDS_ACCOUNT) == 200
+    assert _balance(session_factory, registry.REFUNDS_ACCOUNT) == refunds + 200
     _verify(session_factory)
 
 
@@ -352,7 +425,7 @@ def _balance(factory: sessionmaker[Session], code: str) -> int:
 def test_only_the_treasurer_funds_and_sets_the_cheque_solaire(
     session_factory: sessionmaker[Session], world: World
 ) -> None:
-    year = datetime.now(UTC).year
+    year = world.year
     allocation = registry.subsidy_account(year)
     before = _balance(session_factory, allocation)
     funding = {"year": year, "amount": 5_000, "operator": "flooz", "reference": "t2"}
@@ -379,7 +452,7 @@ def test_only_the_treasurer_funds_and_sets_the_cheque_solaire(
 def test_a_request_is_the_signers_own_for_what_it_names_and_once(
     session_factory: sessionmaker[Session], world: World
 ) -> None:
-    year = datetime.now(UTC).year
+    year = world.year
     funding = {"year": year, "amount": 5_000, "operator": "flooz", "reference": "t3"}
     # Given awa's own key, used to sign a funding in the treasurer's name
     forged = sign_request(

@@ -1,24 +1,31 @@
 """Daily seals: sealing is idempotent and refuses open days; any row altered, inserted or
-removed in a sealed day behind the triggers' back makes verification name that day."""
+removed in a sealed day behind the triggers' back makes verification name that day.
+
+The days are those around a new year on Sika's clock: transfers made in the last second
+of 31 December, sealed once the clock has passed midnight, so the day that has just
+ended is sealed whatever the wall clock says."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from core import signing
+from core import clock, signing
 from core.db import unit_of_work
 from core.errors import LedgerError, ValidationError
 from ledger import api, seals
 from ledger.types import AccountKind, AccountSpec, Limit, Transfer
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, new_years_eve
 
-TODAY = dt.datetime.now(dt.UTC).date()
-YESTERDAY = TODAY - dt.timedelta(days=1)
-BEFORE = TODAY - dt.timedelta(days=2)
+EVE = new_years_eve()  # 23:59:59 on 31 December
+YESTERDAY = EVE.date()
+TODAY = YESTERDAY + dt.timedelta(days=1)  # 1 January
+BEFORE = YESTERDAY - dt.timedelta(days=1)
 
 
 def _connect(database_url: str) -> psycopg.Connection:
@@ -37,9 +44,13 @@ def _superuser(database_url: str) -> psycopg.Connection:
 
 
 @pytest.fixture
-def history(session_factory, database_url: str) -> None:
-    """Transfers dated the day before yesterday and yesterday (moved there by a superuser
-    with triggers off, since production rows always carry their transaction's time)."""
+def history(
+    session_factory, database_url: str, clock_at: Callable[[dt.datetime], dt.datetime]
+) -> None:
+    """Transfers made in the last half second of 31 December (one set moved a day back
+    by a superuser with triggers off, since production rows always carry their
+    transaction's time), then one on 1 January once Sika's clock has passed midnight."""
+    clock_at(EVE + dt.timedelta(seconds=0.5))
     with unit_of_work(session_factory) as s:
         api.create_accounts(
             s,
@@ -56,12 +67,23 @@ def history(session_factory, database_url: str) -> None:
             Transfer.single("d1:pay", "float", "expense", 10),
         ],
     )
-    _backdate(database_url, "d1:%", 2)
+    _backdate(database_url, "d1:%", 1)
     api.submit(
         session_factory, [Transfer.single(f"d2:pay:{i}", "float", "expense", 5) for i in range(5)]
     )
-    _backdate(database_url, "d2:%", 1)
+    assert clock.today() == YESTERDAY, "the transfers of 31 December came after midnight"
+    while clock.today() == YESTERDAY:
+        time.sleep(0.01)
     api.transfer(session_factory, Transfer.single("today", "float", "expense", 1))
+    # every transfer touches the float: its statement dates them on Sika's clock
+    with unit_of_work(session_factory) as s:
+        days = {line.id: line.at.date() for line in api.statement(s, "float")}
+    assert days == {
+        "d1:fund": BEFORE,
+        "d1:pay": BEFORE,
+        **{f"d2:pay:{i}": YESTERDAY for i in range(5)},
+        "today": TODAY,
+    }
 
 
 def _backdate(database_url: str, pattern: str, days: int) -> None:

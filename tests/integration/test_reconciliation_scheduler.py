@@ -1,5 +1,6 @@
 """The nightly job on a real broker (Redis): declared as a periodiq actor due at 02:00
-Lomé time, and a message on its queue consumed by a worker reconciles and seals the day.
+Lomé time, and a message on its queue consumed by a worker reconciles and seals the day
+that has ended on Sika's clock (here 31 December, whatever the wall clock says).
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dramatiq
 import pendulum
@@ -17,8 +18,9 @@ from periodiq import PeriodiqMiddleware, cron
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import db, settings
+from core import clock, db, settings
 from reconciliation import scheduler
+from tests.conftest import new_years_eve
 from tests.fixtures.sandbox import Sandbox
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -57,15 +59,21 @@ def test_nightly_message_is_consumed_by_a_worker(
     sandbox: Sandbox,
     session_factory: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
+    clock_at: Callable[[dt.datetime], dt.datetime],
 ) -> None:
-    # Given Sika pointed at the sandbox and the actor on a real broker
+    # Given Sika pointed at the sandbox and the actor on a real broker, in the last
+    # half second of 31 December on Sika's clock and the sandbox's
     monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     settings.load_settings.cache_clear()
     db.get_sessionmaker.cache_clear()
+    eve = clock_at(new_years_eve() + dt.timedelta(seconds=0.5))
     actor = scheduler.declare(broker)
-    day = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)).isoformat()
-    # When the scheduler's message for a day is sent and a worker consumes the queue
-    actor.send(day)
+    day = eve.date().isoformat()
+    # When, past midnight, the scheduler's message (no day: the day that has ended) is
+    # sent and a worker consumes the queue
+    while clock.today() == eve.date():
+        time.sleep(0.01)
+    actor.send()
     worker = dramatiq.Worker(broker, queues={scheduler.QUEUE}, worker_threads=1)
     worker.start()
     try:
