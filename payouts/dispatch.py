@@ -22,15 +22,15 @@ import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import outbox
+from core import clock, outbox
 from core.audit import record as audit_record
 from core.authority import SignedRequest, authorize
+from core.crash import ANSWERED, CLAIMED, RECORDED, crash_at
 from core.crypto import DecryptionError, PiiKeys
 from core.db import run_in_transaction
 from core.errors import LedgerError, ValidationError
@@ -219,7 +219,7 @@ def dispatch_batch(
     ).all()
     messages = reserve_and_queue(session, batch, queued, chunk=chunk)
     batch.status = BatchStatus.DISPATCHED.value
-    batch.dispatched_at = datetime.now(UTC)
+    batch.dispatched_at = clock.now()
     session.flush()
     amount = sum(int(r.amount) for r in queued)
     log.info("batch.dispatched", batch_id=batch.id, lines=len(queued), amount=amount)
@@ -689,8 +689,13 @@ class Dispatcher:
         claimed, stranded = run_in_transaction(self.factory, claim)
         if stranded:
             log.warning("payout.stranded_lines_queried", lines=len(stranded))
+        if claimed:
+            crash_at(CLAIMED)
         results = self._fan_out(claimed, self._send_one)
         self._record(results, round_=0)
+        if results:
+            # the message is acked only once this returns
+            crash_at(RECORDED)
 
     def _grace_ms(self) -> int:
         return int((self.settings.operator_timeout + STRANDED_GRACE_SECONDS) * 1000)
@@ -713,6 +718,7 @@ class Dispatcher:
                 description=line.description[:140],
             )
         )
+        crash_at(ANSWERED)
         bound.info(
             "payout.answer",
             outcome=result.outcome.value,
@@ -937,11 +943,16 @@ class SweepReport:
     checks: int
 
 
-def sweep(session: Session, *, older_than: float, chunk: int) -> SweepReport:
+def sweep(
+    session: Session, *, older_than: float, chunk: int, in_flight: float = 0.0
+) -> SweepReport:
     """Re-queue the work of lines that have not moved for `older_than` seconds.
 
-    Only one sweeper acts at a time (an advisory lock); a duplicate message is harmless,
-    since sending claims a line conditionally and a status query never pays.
+    A `submitted` line also waits `in_flight` seconds (the operator timeout and a grace):
+    its request may still be on its way from a live worker, and a status query that finds
+    nothing re-sends it. Only one sweeper acts at a time (an advisory lock); a duplicate
+    message is harmless, since sending claims a line conditionally and a status query
+    re-sends only what the operator says it never received, under the same reference.
     """
     if not session.execute(
         text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _SWEEP_LOCK}
@@ -958,12 +969,13 @@ def sweep(session: Session, *, older_than: float, chunk: int) -> SweepReport:
     stale_open = session.execute(
         text(
             "SELECT id, checks FROM payout_lines"
-            " WHERE (status = 'submitted' AND updated_at < now() - make_interval(secs => :age))"
+            " WHERE (status = 'submitted'"
+            "        AND updated_at < now() - make_interval(secs => :sent_age))"
             "    OR (status IN ('pending', 'unknown')"
             "        AND check_due_at < now() - make_interval(secs => :age))"
             " ORDER BY id"
         ),
-        age,
+        {**age, "sent_age": max(older_than, in_flight)},
     ).all()
     for operator in sorted({r.operator for r in stale_queued}):
         enqueue_sends(session, [r.id for r in stale_queued if r.operator == operator], chunk=chunk)

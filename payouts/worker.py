@@ -21,7 +21,7 @@ from core.logging import get_logger
 from core.outbox import Relay
 from core.settings import load_settings
 from payouts import actors
-from payouts.dispatch import sweep
+from payouts.dispatch import STRANDED_GRACE_SECONDS, sweep
 
 log = get_logger(__name__)
 
@@ -91,12 +91,17 @@ class Sweeper:
         """Sweep until stopped; a failed pass (database away) is retried next period."""
         settings = load_settings()
         period = max(settings.sweep_after_seconds / 4, 0.5)
+        # a `submitted` line is queried only once its request has surely timed out
+        in_flight = settings.operator_timeout + STRANDED_GRACE_SECONDS
         while not self._stop.wait(period):
             try:
                 run_in_transaction(
                     self.factory,
                     lambda s: sweep(
-                        s, older_than=settings.sweep_after_seconds, chunk=settings.dispatch_chunk
+                        s,
+                        older_than=settings.sweep_after_seconds,
+                        chunk=settings.dispatch_chunk,
+                        in_flight=in_flight,
                     ),
                 )
             except Exception:

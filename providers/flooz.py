@@ -266,13 +266,19 @@ class FloozAdapter:
     # -- one SOAP call -------------------------------------------------------------
 
     def _call(
-        self, operation: str, fields: Sequence[tuple[str, str]], *, wrapped: bool = True
+        self,
+        operation: str,
+        fields: Sequence[tuple[str, str]],
+        *,
+        wrapped: bool = True,
+        payout: bool = False,
     ) -> Answer:
         return exchange(
             self._client,
             "POST",
             PATH,
             max_bytes=self._max,
+            payout=payout,
             content=envelope(operation, self._token, fields, wrapped=wrapped),
             headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
         )
@@ -303,7 +309,7 @@ class FloozAdapter:
         ]
         bound.info("flooz.payout.send")
         try:
-            answer = self._call("transferFlooz", fields)
+            answer = self._call("transferFlooz", fields, payout=True)
         except ExchangeFailed as exc:
             return self._transport_result(request.reference, exc, bound, may_execute=True)
         try:

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from core.crash import EXECUTED, crash_at
+
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 15.0
 MAX_ANSWER_BYTES = 256 * 1024
@@ -61,11 +63,20 @@ def exchange(
     url: str,
     *,
     max_bytes: int = MAX_ANSWER_BYTES,
+    payout: bool = False,
     **kwargs: Any,
 ) -> Answer:
-    """Send one request and read its answer, or raise `ExchangeFailed` saying whether it left."""
+    """Send one request and read its answer, or raise `ExchangeFailed` saying whether it left.
+
+    `payout` marks the request that moves money (an adapter's `payout` passes it): a 2xx
+    status line arriving for it is the moment the operator took it while Sika knows
+    nothing yet, the `executed` crash point of the tests (`core.crash`). A gateway's 401
+    or 403, refusing a token before the operator saw anything, is not that moment.
+    """
     try:
         with client.stream(method, url, **kwargs) as response:
+            if payout and response.is_success:
+                crash_at(EXECUTED)
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise ExchangeFailed(f"answer of {declared} bytes exceeds {max_bytes}", sent=True)

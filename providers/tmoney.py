@@ -349,7 +349,7 @@ class TMoneyAdapter:
             "description": request.description,
         }
         return self._submit(
-            CREDIT, body, request.reference, request.msisdn, request.amount, "payout"
+            CREDIT, body, request.reference, request.msisdn, request.amount, "payout", payout=True
         )
 
     def request_collection(self, request: CollectionRequest) -> TransactionResult:
@@ -370,14 +370,22 @@ class TMoneyAdapter:
         )
 
     def _submit(
-        self, path: str, body: dict[str, Any], reference: str, msisdn: str, amount: int, what: str
+        self,
+        path: str,
+        body: dict[str, Any],
+        reference: str,
+        msisdn: str,
+        amount: int,
+        what: str,
+        *,
+        payout: bool = False,
     ) -> TransactionResult:
         bound = log.bind(
             provider=self.name, reference=reference, msisdn=mask(msisdn), amount=amount
         )
         bound.info(f"tmoney.{what}.send")
         try:
-            answer = self._call("POST", path, json=body)
+            answer = self._call("POST", path, json=body, payout=payout)
         except SignInRefused as exc:
             # The credit itself never left: nothing can have moved.
             return self._outcome(reference, exc.rule, bound, exc.detail)
