@@ -9,6 +9,7 @@ every actor is safe to run twice.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -126,6 +127,9 @@ class Relay:
         self.broker = broker
         self.interval = interval
         self._stopping = False
+        # set while the loop listens and has relayed what was pending when it began: from
+        # then on a commit wakes it, which a caller relying on NOTIFY can wait for
+        self.ready = threading.Event()
 
     def stop(self) -> None:
         """Ask the loop to end, waking it at once (or within `interval`)."""
@@ -157,8 +161,10 @@ class Relay:
                     relay_all(self.factory, self.broker)
                 except Exception:  # a broker or database hiccup: try again next pass
                     log.exception("outbox relay pass failed; retrying")
+                self.ready.set()
                 # wake on the first notification, or after `interval` at the latest
                 for _ in driver.notifies(timeout=self.interval, stop_after=1):
                     pass
         finally:
+            self.ready.clear()
             raw.invalidate()

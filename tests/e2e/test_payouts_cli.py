@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from agripme.sample import write_sample_registry
+from core.broker import build_broker
 from providers.sms import format_fcfa
-from tests.conftest import SIKA, Result, run_sika
+from tests.conftest import SIKA, Result, _libpq, run_sika
 from tests.fixtures.sandbox import Sandbox, free_port
 from tests.payout_world import (
     RULES,
@@ -91,6 +93,40 @@ def _wait_healthy(url: str) -> None:
     pytest.fail(f"{url} never answered")
 
 
+def _outstanding(database_url: str) -> dict[str, int]:
+    """What Sika still has to do, by kind, leaving out what is done: outbox messages not
+    relayed, lines being sent, paid lines whose farmer is not told yet."""
+    with psycopg.connect(_libpq(database_url)) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL),"
+            " (SELECT count(*) FROM payout_lines WHERE status IN ('queued', 'submitted')),"
+            " (SELECT count(*) FROM payout_lines"
+            "   WHERE status = 'succeeded' AND notified_at IS NULL)"
+        ).fetchone()
+    assert row is not None
+    counts = dict(zip(("unsent", "sending", "untold"), row, strict=True))
+    return {kind: n for kind, n in counts.items() if n}
+
+
+def _wait_sika_idle(database_url: str, broker_url: str, queue: str, timeout: float = 60) -> None:
+    """Wait until nothing is outstanding in the database and `queue` is drained at the
+    broker (`join`); a message the worker took meanwhile may have queued more, so the
+    database is asked again after the drain."""
+    broker = build_broker(broker_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not _outstanding(database_url):
+                left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+                broker.join(queue, timeout=left_ms)
+                if not _outstanding(database_url):
+                    return
+            assert time.monotonic() < deadline, f"Sika is still busy: {_outstanding(database_url)}"
+            time.sleep(0.1)
+    finally:
+        broker.close()
+
+
 def _create_and_approve(env: dict[str, str]) -> int:
     created = json.loads(
         sika_ok(
@@ -108,31 +144,32 @@ def test_batch_through_a_real_broker(sika_env, sandbox, tmp_path, database_url, 
     env = _env(sika_env, sandbox, broker)
     build_world(env, tmp_path, farmers=40, test_numbers=TEST_NUMBERS)
     port = free_port()
-    with (
-        running(["serve", "--port", str(port)], env, tmp_path / "serve.log"),
-        running(["worker", "--threads", "4"], env, tmp_path / "worker.log"),
-    ):
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz")
-        sandbox.set_callback_url(f"http://127.0.0.1:{port}/callbacks")
-        batch = _create_and_approve(env)
-        # When it is dispatched and followed to the end
-        summary = json.loads(
-            sika_ok(
-                "agripme",
-                "batch",
-                "dispatch",
-                str(batch),
-                "--agent",
-                "kodjo",
-                "--wait",
-                "--timeout",
-                "180",
-                "--json",
-                env=env,
+    with running(["worker", "--threads", "4"], env, tmp_path / "worker.log"):
+        with running(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
+            _wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            sandbox.set_callback_url(f"http://127.0.0.1:{port}/callbacks")
+            batch = _create_and_approve(env)
+            # When it is dispatched and followed to the end
+            summary = json.loads(
+                sika_ok(
+                    "agripme",
+                    "batch",
+                    "dispatch",
+                    str(batch),
+                    "--agent",
+                    "kodjo",
+                    "--wait",
+                    "--timeout",
+                    "180",
+                    "--json",
+                    env=env,
+                )
             )
-        )
-        # a late callback can only trigger a status query; let those settle
-        time.sleep(1)
+            # and every callback the sandbox made (000009's second one too) is answered
+            sandbox.wait_quiet()
+        # `sika serve` stopped once its callback handlers were done (uvicorn waits for
+        # them); the worker finishes what they and the batch queued, then stops too
+        _wait_sika_idle(database_url, broker, f"{env['SIKA_QUEUE_PREFIX']}.payouts")
     # Then every line is final, or pending/unknown waiting on the operator
     rows = assert_paid_once(database_url, sandbox)
     assert {row["status"] for row in rows} <= {"succeeded", "failed", "pending", "unknown"}

@@ -65,9 +65,12 @@ def test_committed_messages_reach_a_worker_and_rolled_back_ones_do_not(
     # Then the relay sends exactly the committed one, and a worker runs it once
     assert outbox.relay_all(session_factory, broker) == 1
     assert outbox.relay_all(session_factory, broker) == 0
-    with running_worker(broker, threads=2, queues={queue}):
+    with running_worker(broker, threads=2, queues={queue}) as worker:
         assert _wait_until(lambda: len(seen) >= 1)
-        time.sleep(0.2)
+        # a second run would come from the queue: wait until it is drained and the worker
+        # has finished what it took from it
+        broker.join(queue, timeout=15_000)
+        worker.join()
     assert seen == [{"line": 1}]
     with session_factory() as session:
         assert outbox.pending_count(session) == 0
@@ -83,7 +86,8 @@ def test_relay_loop_wakes_on_notify(session_factory: sessionmaker[Session]) -> N
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
-        time.sleep(0.3)
+        # listening, and done with what was pending: only a notification wakes it now
+        assert loop.ready.wait(timeout=15), "the relay loop never started listening"
         # When a message is committed
         with session_factory() as session, session.begin():
             outbox.enqueue(session, actor, queue_name=queue, n=7)

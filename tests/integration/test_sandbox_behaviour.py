@@ -15,6 +15,7 @@ import pytest
 
 from tests.fixtures.sandbox import (
     SIKA,
+    CallbackSink,
     Sandbox,
     TMoney,
     flooz_call,
@@ -24,6 +25,19 @@ from tests.fixtures.sandbox import (
 )
 
 DAY = "2026-11-10"
+
+
+def _callbacks_over(sandbox: Sandbox, sink: CallbackSink) -> dict[str, int]:
+    """Wait until every callback the sandbox scheduled is over (none in flight, nothing left
+    to resolve) and the sink holds each one, then insist it holds no more: the callbacks
+    scheduled, by merchant reference. A late duplicate would have been scheduled too."""
+    sandbox.wait_quiet()
+    transactions = sandbox.transactions()
+    assert all(t["callbacks_delivered"] == t["callbacks_scheduled"] for t in transactions)
+    scheduled = {t["reference"]: t["callbacks_scheduled"] for t in transactions}
+    sink.wait_for(sum(scheduled.values()))
+    assert len(sink.calls) == sum(scheduled.values()), sink.calls
+    return scheduled
 
 
 @pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
@@ -36,9 +50,10 @@ def test_callbacks_flooz_sent_twice_for_000009_never_for_000006(sandbox: Sandbox
         n: flooz_id(sandbox, transfer(sandbox, n, 1_000, f"CB-{n}")[1])
         for n in ("96000001", "96000009", "96000006", "96000002")
     }
-    # Then 000001 and 000002 are called back once, 000009 twice, 000006 never
-    callback_sink.wait_for(4)
-    time.sleep(0.6)
+    # Then 000001 and 000002 are called back once, 000009 twice, 000006 never, and once
+    # every callback the sandbox scheduled is over, the sink holds those and nothing more
+    scheduled = _callbacks_over(sandbox, callback_sink)
+    assert scheduled == {"CB-96000001": 1, "CB-96000009": 2, "CB-96000006": 0, "CB-96000002": 1}
     by_ref = {}
     for path, body in callback_sink.calls:
         assert path == "/flooz"
@@ -65,8 +80,8 @@ def test_callbacks_tmoney(sandbox: Sandbox, tmoney: TMoney, callback_sink):
     sandbox.topup("tmoney", 100_000)
     for number in ("90000001", "90000009", "90000006", "90000003"):
         tmoney.credit(number, 1_000, f"TCB-{number}")
-    callback_sink.wait_for(4)
-    time.sleep(0.6)
+    scheduled = _callbacks_over(sandbox, callback_sink)
+    assert scheduled == {"TCB-90000001": 1, "TCB-90000009": 2, "TCB-90000006": 0, "TCB-90000003": 1}
     ids = [body["idRequete"] for path, body in callback_sink.calls if path == "/tmoney"]
     assert sorted(ids) == ["TCB-90000001", "TCB-90000003", "TCB-90000009", "TCB-90000009"]
     assert tmoney.check("TCB-90000006")[0]["statutRequete"] == "EN_COURS"
@@ -244,7 +259,7 @@ def _chaos_run(sandbox: Sandbox, seed: int) -> tuple[list, list]:
     for i in range(24):
         code, answer = transfer(sandbox, f"960001{i:02d}", 1_000, f"CH-{i}")
         seen.append((code, answer.get("status")))
-    time.sleep(0.6)  # let the pending ones settle
+    sandbox.wait_quiet()  # the pending ones have settled
     txs = [
         (t["reference"], t["status"], t["callback_delays"] and len(t["callback_delays"]))
         for t in sandbox.transactions("flooz")
@@ -306,7 +321,8 @@ def test_subscriber_pays_and_the_operator_calls_back(sandbox: Sandbox, callback_
     sandbox.put_wallet("96000061", balance=10_000)
     assert sandbox.pay("90000061", 2_200, "KIT-1", "tmoney")["status"] == "succeeded"
     assert sandbox.pay("96000061", 1_600, "KIT-2", "flooz")["status"] == "succeeded"
-    calls = {path: body for path, body in callback_sink.wait_for(2) and callback_sink.calls}
+    assert _callbacks_over(sandbox, callback_sink) == {"KIT-1": 1, "KIT-2": 1}
+    calls = dict(callback_sink.calls)
     assert calls["/tmoney"]["refCommande"] == "KIT-1"
     assert calls["/tmoney"]["typeRequete"] == "DEBIT"
     assert calls["/flooz"]["mrchrefid"] == "KIT-2"
