@@ -6,20 +6,28 @@ sandbox.
 
 from __future__ import annotations
 
+import time
+import tomllib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import psycopg
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
 
 from agripme import registry, seasons
 from agripme.batches import BATCH_CREATE, batch_create_arguments, create_season_batch
 from agripme.sample import write_sample_registry
+from core import agents
 from core.authority import SignedRequest, signed_by
+from core.broker import get_broker, is_in_process
 from core.crypto import PiiKeys, load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.settings import load_settings
-from payouts import batches
+from payouts import batches, worker
 from payouts.commands import submit
 from payouts.dispatch import DispatchReport, dispatch_batch
 from payouts.funds import FUNDS_ADD, add_funds, funding_arguments
@@ -76,6 +84,20 @@ def build_world(
 
 
 # --- the people's acts in-process (SIKA_KEYS_DIR and the database of the current env) ---
+
+
+def setup_world(tmp: Path, *, farmers: int, test_numbers: tuple[str, ...] = ()) -> PiiKeys:
+    """The world in-process, for the current env: the agents of PEOPLE with their keys in
+    SIKA_KEYS_DIR, `farmers` imported by awa (the first ones on sandbox `test_numbers`, one
+    Flooz and one T-Money farmer each), season 2026A; floats not funded. The PII keys."""
+    keys = load_keys(load_settings())
+    with unit_of_work() as session:
+        for name, role in PEOPLE.items():
+            agents.add_agent(session, name, role)
+    path = write_sample_registry(tmp / "farmers.csv", farmers, test_numbers=test_numbers)
+    import_registry(path, keys)
+    create_season("2026A", seasons.parse_rules(tomllib.loads(RULES)))
+    return keys
 
 
 def sign(agent: str, command: str, arguments: dict[str, Any]) -> SignedRequest:
@@ -180,6 +202,61 @@ def lines(database_url: str) -> list[dict]:
 def on_test_number(rows: list[dict], suffix: str) -> list[dict]:
     """The lines paying a sandbox test number (`000006`…)."""
     return [row for row in rows if row["msisdn"].endswith(suffix)]
+
+
+def run_workers(
+    batch_id: int, on_progress: Callable[[worker.Progress], Any] | None = None
+) -> worker.Progress:
+    """Payout workers in this process, on the real broker of the current env, until the
+    batch is done (every line final, or pending/unknown with no query left)."""
+    assert not is_in_process(get_broker()), "payout workers run on a real broker"
+    with worker.running(threads=4):
+        return worker.wait_for_batch(
+            get_sessionmaker(), batch_id, timeout=120, interval=0.2, on_progress=on_progress
+        )
+
+
+def schedule(database_url: str) -> dict[int, dict]:
+    """Each line's retry and status-query bookkeeping by id: `retryable`, `checks` (times
+    the line was found pending or unknown, each scheduling the next status query while the
+    delays last) and `check_due_at` (None once no query is left to make)."""
+    with psycopg.connect(_libpq(database_url)) as conn:
+        rows = conn.execute(
+            "SELECT id, retryable, checks, check_due_at FROM payout_lines ORDER BY id"
+        ).fetchall()
+    return {row[0]: {"retryable": row[1], "checks": row[2], "check_due_at": row[3]} for row in rows}
+
+
+def wait_for_lines(
+    database_url: str, until: Callable[[list[dict]], bool], *, timeout: float = 60
+) -> list[dict]:
+    """Poll the lines (as `lines` gives them) until `until(rows)`; the rows then. Fails
+    after `timeout` seconds, showing each line's status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = lines(database_url)
+        if until(rows):
+            return rows
+        assert time.monotonic() < deadline, [(r["id"], r["status"]) for r in rows]
+        time.sleep(0.2)
+
+
+def sandbox_payouts(sandbox: Sandbox) -> Counter[str]:
+    """Payout transactions the sandbox recorded, counted by phone number (its last eight
+    digits, the national number, whatever the form it is written in)."""
+    return Counter(t["msisdn"][-8:] for t in sandbox.transactions() if t["kind"] == "payout")
+
+
+def queued_messages(broker: dramatiq.Broker, queue_name: str) -> int:
+    """Messages a real broker holds for `queue_name` and its delay queue, asked of the
+    broker itself: RabbitMQ's queue counts, Redis's queue lists."""
+    if isinstance(broker, RabbitmqBroker):
+        ready, delayed, _dead = broker.get_queue_message_counts(queue_name)
+        return int(ready + delayed)
+    if isinstance(broker, RedisBroker):
+        key = f"{broker.namespace}:{queue_name}"
+        return sum(int(broker.client.llen(name)) for name in (key, f"{key}.DQ"))
+    raise AssertionError(f"{broker!r} is not a real broker")
 
 
 def ledger_float(database_url: str, operator: str) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,30 +22,23 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from agripme import seasons
-from agripme.sample import write_sample_registry
-from core import agents
-from core.crypto import load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.settings import load_settings
 from ledger import api as ledger
-from payouts import worker
 from payouts.dispatch import Dispatcher
 from payouts.models import LINE_MSISDN
 from reconciliation.service import reconcile_statement
 from tests.conftest import _clear_caches, _libpq, _url_for
 from tests.payout_world import (
-    PEOPLE,
-    RULES,
     approve,
     assert_paid_once,
-    create_season,
     dispatch,
     fund,
-    import_registry,
     lines,
     make_batch,
     retry,
+    run_workers,
+    setup_world,
 )
 
 # numbers of the insider's accomplice, one per operator's prefixes
@@ -56,18 +48,13 @@ TAMPERED_AMOUNT = 99_999
 
 
 @pytest.fixture
-def world(sika_env, sandbox, monkeypatch, tmp_path):
+def world(real_broker, sika_env, sandbox, monkeypatch, tmp_path):
     """Agents, 12 farmers, season 2026A, both floats funded in the ledger and the sandbox."""
     monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     monkeypatch.setenv("SIKA_OPERATOR_TIMEOUT", "2")
     monkeypatch.setenv("SIKA_STATUS_CHECK_DELAYS", "[1, 2, 4]")
     _clear_caches()
-    keys = load_keys(load_settings())
-    with unit_of_work() as session:
-        for name, role in PEOPLE.items():
-            agents.add_agent(session, name, role)
-    import_registry(write_sample_registry(tmp_path / "f.csv", 12), keys)
-    create_season("2026A", seasons.parse_rules(tomllib.loads(RULES)))
+    keys = setup_world(tmp_path, farmers=12)
     for operator in ("flooz", "tmoney"):
         fund(operator, 1_000_000, f"test:fund:{operator}")
         sandbox.topup(operator, 1_000_000)
@@ -80,11 +67,6 @@ def _dispatched_batch(keys) -> int:
     approve(batch_id)
     dispatch(batch_id, chunk=5)
     return batch_id
-
-
-def _run(batch_id: int) -> worker.Progress:
-    with worker.running(threads=4):
-        return worker.wait_for_batch(get_sessionmaker(), batch_id, timeout=120, interval=0.2)
 
 
 @contextmanager
@@ -170,7 +152,7 @@ def test_a_queued_line_changed_behind_sikas_back_is_not_sent(world, sandbox, dat
         )
         conn.execute("ALTER TABLE payout_lines ENABLE TRIGGER payout_lines_forward_only")
     # and the workers run
-    progress = _run(batch_id)
+    progress = run_workers(batch_id)
     assert progress.done
     # Then the changed lines were not sent: failed as manifest_mismatch, flagged, never
     # retryable, never counted as sent
@@ -222,7 +204,7 @@ def test_a_line_whose_hold_was_released_is_not_sent(world, sandbox, database_url
     outcome = ledger.void_pending(get_sessionmaker(), before[line_id]["pending_id"])
     assert outcome.result.value == "created"
     # When the workers run
-    assert _run(batch_id).done
+    assert run_workers(batch_id).done
     # Then that line was not sent: nothing reserves its money any more
     state = _line_state(database_url, line_id)
     assert (state["status"], state["reason"], state["retryable"]) == (
@@ -292,7 +274,7 @@ def test_lines_written_before_they_had_a_mac_are_sealed_at_dispatch(world, sandb
     ):
         conn.execute("UPDATE payout_lines SET line_mac = NULL WHERE id = %s", (old[0],))
     # And every line is paid, the sealed ones included
-    assert _run(batch_id).done
+    assert run_workers(batch_id).done
     rows = assert_paid_once(database_url, sandbox)
     assert all(r["status"] == "succeeded" for r in rows)
 
@@ -314,7 +296,7 @@ def test_reconciliation_compares_the_statement_with_the_ledger(world, sandbox, d
     keys = world
     # Given a batch paid in full, every line posted in the ledger
     batch_id = _dispatched_batch(keys)
-    assert _run(batch_id).done
+    assert run_workers(batch_id).done
     paid = [row for row in assert_paid_once(database_url, sandbox) if row["operator"] == "tmoney"]
     assert len(paid) >= 3, "the sample registry routes a few farmers to T-Money"
     hidden, edited, clean = paid[:3]

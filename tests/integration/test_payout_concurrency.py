@@ -20,46 +20,38 @@ import pytest
 
 from agripme import seasons
 from agripme.batches import owed_lines
-from agripme.sample import write_sample_registry
 from core import agents
-from core.crypto import PiiKeys, load_keys
-from core.db import get_sessionmaker, unit_of_work
+from core.crypto import PiiKeys
+from core.db import unit_of_work
 from core.errors import SikaError
 from core.models import Role
-from core.settings import load_settings
 from ledger import api as ledger
-from payouts import worker
 from payouts.dispatch import DispatchReport, dispatch_batch
 from tests.conftest import _clear_caches, _libpq
 from tests.payout_world import (
-    PEOPLE,
     RULES,
     approve,
     assert_paid_once,
     create_season,
     fund,
-    import_registry,
     lines,
     make_batch,
     on_batch,
+    run_workers,
+    setup_world,
 )
 
 FARMERS = 12
 
 
 @pytest.fixture
-def world(sika_env, sandbox, monkeypatch, tmp_path) -> PiiKeys:
+def world(real_broker, sika_env, sandbox, monkeypatch, tmp_path) -> PiiKeys:
     """Agents, FARMERS farmers, season 2026A, both floats funded in the ledger and the
     sandbox."""
     monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     monkeypatch.setenv("SIKA_OPERATOR_TIMEOUT", "2")
     _clear_caches()
-    keys = load_keys(load_settings())
-    with unit_of_work() as session:
-        for name, role in PEOPLE.items():
-            agents.add_agent(session, name, role)
-    import_registry(write_sample_registry(tmp_path / "f.csv", FARMERS), keys)
-    create_season("2026A", seasons.parse_rules(tomllib.loads(RULES)))
+    keys = setup_world(tmp_path, farmers=FARMERS)
     for operator in ("flooz", "tmoney"):
         fund(operator, 1_000_000, f"test:fund:{operator}")
         sandbox.topup(operator, 1_000_000)
@@ -97,11 +89,6 @@ def _dispatching(batch_id: int, agent: str) -> Callable[[], DispatchReport]:
             return dispatch_batch(session, request, batch_id, chunk=5)
 
     return act
-
-
-def _run(batch_id: int) -> worker.Progress:
-    with worker.running(threads=4):
-        return worker.wait_for_batch(get_sessionmaker(), batch_id, timeout=120, interval=0.2)
 
 
 def _query(database_url: str, sql: str, *params: object) -> list[tuple]:
@@ -148,7 +135,7 @@ def test_two_dispatches_of_one_batch_at_once_reserve_and_pay_each_line_once(
     queued = Counter(line for (kwargs,) in messages for line in kwargs["line_ids"])
     assert queued == Counter(line_ids)
     # When the workers run
-    assert _run(batch_id).done
+    assert run_workers(batch_id).done
     # Then each farmer was paid once, the floats agreeing with the sandbox
     rows = assert_paid_once(database_url, sandbox)
     assert all(row["status"] == "succeeded" for row in rows)
@@ -219,7 +206,7 @@ def test_two_batches_made_at_once_never_overdraw_the_season_budget(world, sandbo
     # When the workers run whatever was dispatched
     for batch_id, answer in zip(made_ids, dispatched, strict=True):
         if isinstance(answer, DispatchReport):
-            assert _run(batch_id).done
+            assert run_workers(batch_id).done
     # Then still within budget, each farmer paid once, floats agreeing with the sandbox
     _assert_within(database_url, account, budget)
     assert_paid_once(database_url, sandbox)

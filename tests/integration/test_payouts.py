@@ -13,22 +13,21 @@ from sqlalchemy import func, select, text
 
 from agripme import seasons
 from agripme.batches import BATCH_CREATE, batch_create_arguments, create_season_batch
-from agripme.sample import write_sample_registry
 from core import agents, authority
 from core.audit import audit_entries
-from core.crypto import load_keys
+from core.broker import get_broker
 from core.db import get_sessionmaker, unit_of_work
 from core.errors import AuthorizationError, LedgerError, ValidationError
 from core.models import AuditEntry, Role
-from core.settings import load_settings
+from core.outbox import pending_count as outbox_pending
+from core.outbox import relay_all
 from ledger import api as ledger
 from payouts import worker
 from payouts.batches import approve_batch, batch_summary, cancel_batch
-from payouts.dispatch import dispatch_batch
+from payouts.dispatch import SEND, dispatch_batch, payout_queue
 from payouts.export import export_arguments, export_batch
 from tests.conftest import _clear_caches
 from tests.payout_world import (
-    PEOPLE,
     RULES,
     approval,
     approve,
@@ -37,31 +36,27 @@ from tests.payout_world import (
     create_season,
     dispatch,
     fund,
-    import_registry,
     lines,
     make_batch,
     on_batch,
     on_test_number,
+    queued_messages,
     retry,
+    run_workers,
+    setup_world,
     sign,
 )
 
 
 @pytest.fixture
 def world(sika_env, sandbox, monkeypatch, tmp_path):
-    """Agents, 30 farmers (two on 000001), season 2026A; floats not funded yet."""
+    """Agents, 30 farmers (two on 000001), season 2026A; floats not funded yet. A test that
+    runs workers asks for `real_broker` before it: the settings cleared here keep its URL."""
     monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     monkeypatch.setenv("SIKA_OPERATOR_TIMEOUT", "2")
     monkeypatch.setenv("SIKA_STATUS_CHECK_DELAYS", "[1, 2, 4]")
     _clear_caches()
-    keys = load_keys(load_settings())
-    with unit_of_work() as session:
-        for name, role in PEOPLE.items():
-            agents.add_agent(session, name, role)
-    path = write_sample_registry(tmp_path / "f.csv", 30, test_numbers=("000001",))
-    import_registry(path, keys)
-    create_season("2026A", seasons.parse_rules(tomllib.loads(RULES)))
-    return keys
+    return setup_world(tmp_path, farmers=30, test_numbers=("000001",))
 
 
 def _fund(amount: int, sandbox=None) -> None:
@@ -69,11 +64,6 @@ def _fund(amount: int, sandbox=None) -> None:
         fund(operator, amount, f"test:fund:{operator}:{amount}")
         if sandbox is not None:
             sandbox.topup(operator, amount)
-
-
-def _run(batch_id: int) -> worker.Progress:
-    with worker.running(threads=4):
-        return worker.wait_for_batch(get_sessionmaker(), batch_id, timeout=120, interval=0.2)
 
 
 def _entries() -> int:
@@ -332,7 +322,9 @@ def test_budget_and_in_flight_farmers(world, sandbox):
         make_batch(world)
 
 
-def test_dispatch_settles_every_line_and_retry_makes_a_new_attempt(world, sandbox, database_url):
+def test_dispatch_settles_every_line_and_retry_makes_a_new_attempt(
+    real_broker, world, sandbox, database_url
+):
     batch_id = make_batch(world)
     approve(batch_id)
     # Given a ledger that funded the floats but an operator float holding too little
@@ -341,7 +333,7 @@ def test_dispatch_settles_every_line_and_retry_makes_a_new_attempt(world, sandbo
     sandbox.topup("tmoney", 12_000)
     report = dispatch(batch_id, chunk=7)
     assert report.queued == 30
-    progress = _run(batch_id)
+    progress = run_workers(batch_id)
     assert progress.done
     rows = lines(database_url)
     failed = [r for r in rows if r["status"] == "failed"]
@@ -355,7 +347,7 @@ def test_dispatch_settles_every_line_and_retry_makes_a_new_attempt(world, sandbo
     sandbox.topup("tmoney", 2_000_000 - 12_000)
     retried = retry(batch_id)
     assert retried.retried == len(failed)
-    _run(batch_id)
+    run_workers(batch_id)
     # Then every line succeeded, each under a new reference, each paid exactly once
     rows = assert_paid_once(database_url, sandbox)
     assert all(r["status"] == "succeeded" for r in rows)
@@ -367,39 +359,46 @@ def test_dispatch_settles_every_line_and_retry_makes_a_new_attempt(world, sandbo
         assert ledger.verify_ledger(session).ok
         attempts = session.execute(text("SELECT count(*) FROM payout_attempts")).scalar_one()
     assert attempts == len(failed)
-    # a pending or unknown line is never retried; a completed batch has nothing to retry
+    # a completed batch has nothing to retry: a second retry changes nothing
+    # (pending and unknown lines: tests/integration/test_payout_retry.py)
     assert retry(batch_id).retried == 0
+    assert lines(database_url) == rows
+    assert _status(batch_id) == "completed"
     assert len(on_test_number(rows, "000001")) == 2
 
 
-def test_lost_messages_are_swept_back(world, sandbox, database_url, monkeypatch):
-    from dramatiq.brokers.stub import StubBroker
-
-    from core.outbox import relay_all
-
+def test_lost_messages_are_swept_back(real_broker, world, sandbox, database_url, monkeypatch):
     batch_id = make_batch(world)
     approve(batch_id)
     _fund(2_000_000, sandbox)
-    dispatch(batch_id, chunk=7)
-    # Given the send messages reached a broker that then lost them (restarted empty)
-    lost = StubBroker()
-    lost.declare_queue("sika.payouts")
-    assert relay_all(get_sessionmaker(), lost) > 0
+    report = dispatch(batch_id, chunk=7)
+    # Given the send messages relayed to the real broker, which then loses them (a broker
+    # restarted without its queues): the queue is purged
+    broker, queue = get_broker(), payout_queue()
+    worker.declare_all(broker)
+    relayed = relay_all(get_sessionmaker(), broker)
+    assert relayed == report.messages > 0
+    assert queued_messages(broker, queue) == relayed
+    broker.flush(queue)
+    # the messages are truly gone: none left to relay, none on the broker
     with unit_of_work() as session:
-        assert (
-            session.execute(
-                text("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
-            ).scalar_one()
-            == 0
-        )
+        assert outbox_pending(session) == 0
+    assert queued_messages(broker, queue) == 0
     # When workers run with a short sweep period
     monkeypatch.setenv("SIKA_SWEEP_AFTER_SECONDS", "1")
     _clear_caches()
-    progress = _run(batch_id)
-    # Then the stalled lines were re-queued and every one settled, each paid once
+    progress = run_workers(batch_id)
+    # Then the stalled lines were re-queued (by the sweep: the outbox holds more send
+    # messages than dispatch wrote) and every one settled, each paid once
     assert progress.done
+    with unit_of_work() as session:
+        sends = session.execute(
+            text("SELECT count(*) FROM outbox_messages WHERE actor_name = :a"), {"a": SEND}
+        ).scalar_one()
+    assert sends > report.messages
     rows = assert_paid_once(database_url, sandbox)
     assert all(r["status"] == "succeeded" for r in rows)
+    assert all(r["sends"] == 1 and r["reference"].endswith("-1") for r in rows)
 
 
 def test_dispatch_is_a_maker_s_or_approver_s_signed_request(world, sandbox):
