@@ -84,6 +84,27 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = Field(
         default=16, ge=1, le=256, description="Requests in flight per operator per worker."
     )
+    preflight_cache_hours: float = Field(
+        default=24,
+        ge=0,
+        le=24 * 30,
+        description="A number's look-up verdict is reused for this long by later pre-flights.",
+    )
+    preflight_name_threshold: int = Field(
+        default=85,
+        ge=50,
+        le=100,
+        description="Lowest name score (0-100) a payee's registered name may have against"
+        " the wallet holder's for the line to pass pre-flight.",
+    )
+    preflight_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Look-ups in flight per operator during pre-flight."
+    )
+    lookup_unavailable: tuple[Literal["flooz", "tmoney"], ...] = Field(
+        default=(),
+        description="Operators whose look-up this merchant account cannot use (JSON list);"
+        " only their lines may skip pre-flight (`--no-preflight`).",
+    )
     flooz_url: str | None = None
     flooz_username: str | None = None
     flooz_password: SecretStr | None = None

@@ -70,6 +70,7 @@ class AccountStatus(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
     LOCKED = "locked"
+    AT_BALANCE_CAP = "at_balance_cap"  # registered and active, but it can receive nothing
     NOT_REGISTERED = "not_registered"
     UNKNOWN = "unknown"
 
