@@ -152,8 +152,12 @@ def test_pushes_pay_off_the_plan_with_one_disable_payg(
     session_factory: sessionmaker[Session], world: World, sandbox: Any
 ) -> None:
     settings, keys = world.settings, world.keys
-    # Given the deposit paid by push, then many small pushes
+    # Given the deposit paid by push, then small pushes until the kit is paid off: 16 of
+    # them within one month; fewer when they straddle the new year, since January's cap
+    # then adds its own chèque solaire
     for amount in [1_000] + [250] * 16:
+        if _kit(session_factory, keys)["status"] == "unlocked":
+            break
         started = world.collect("KIT-1", amount)
         done = collections.wait_for_collection(
             session_factory, settings, keys, started.reference, timeout=10, interval=0.2
