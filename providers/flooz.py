@@ -110,6 +110,9 @@ KYC_STATUS: dict[str, AccountStatus] = {
 KYC_CODES: dict[str, AccountStatus] = {
     "7": AccountStatus.LOCKED,
     "9": AccountStatus.INACTIVE,
+    # Modelled: TLC's "destination reached maximum balance", in a look-up: the wallet is
+    # live but can receive nothing (docs/operators.md#flooz).
+    "18": AccountStatus.AT_BALANCE_CAP,
     "555": AccountStatus.NOT_REGISTERED,
     "3": AccountStatus.NOT_REGISTERED,
 }

@@ -109,6 +109,9 @@ KYC_STATUS: dict[str, AccountStatus] = {
     "INACTIF": AccountStatus.INACTIVE,
     "BLOQUE": AccountStatus.LOCKED,
     "CLIENT_INCONNU": AccountStatus.NOT_REGISTERED,
+    # Modelled: the failure description of a credit to a wallet at its balance cap, as the
+    # look-up's `statut`: live, but it can receive nothing (docs/operators.md#t-money).
+    "PLAFOND_SOLDE": AccountStatus.AT_BALANCE_CAP,
 }
 
 log = get_logger(__name__)

@@ -46,7 +46,7 @@ from providers.dialects import Dialect
 from providers.msisdn import InvalidMsisdn, Operator, normalise
 from providers.sandbox.faults import Decision
 from providers.sandbox.runtime import BodyTooLarge, Context, context, read_body
-from providers.sandbox.state import HANGS, Kind, Reason, Transaction, TxStatus
+from providers.sandbox.state import HANGS, LOOKUP_HANGS, Kind, Reason, Transaction, TxStatus
 from providers.xmltext import decode
 
 NS = "http://api.merchant.tlc.com/"
@@ -478,30 +478,39 @@ def get_balance(ctx: Context, f: dict[str, str], _d: Decision) -> Answer:
 
 
 def get_mobile_account_status(ctx: Context, f: dict[str, str], _d: Decision) -> Answer:
-    """KYC look-up: 0 active, 7 locked, 9 inactive, 555 not registered, 3 not valid."""
+    """KYC look-up: 0 active, 7 locked, 9 inactive, 555 not registered, 3 not valid.
+
+    *Modelled*: 18 (the TLC code of a transfer to a wallet at its balance cap) for an
+    active wallet that holds the cap, with the holder's names and `allowedtransfer` false;
+    the answer to a number ending 000012 is held `hang_seconds`, past the client's timeout.
+    """
     if not f.get("msisdn"):
         return _status(Code.PARAMETERS_INCOMPLETE), False
     try:
         msisdn = normalise(f["msisdn"])
     except InvalidMsisdn:
         return _status(Code.NUMBER_NOT_VALID, msisdn=f["msisdn"]), False
+    hang = msisdn[-6:] == LOOKUP_HANGS
     wallet = ctx.sim.holder(OP, msisdn)
     if wallet is None:
-        return _status(Code.NOT_REGISTERED, msisdn=msisdn), False
+        return _status(Code.NOT_REGISTERED, msisdn=msisdn), hang
     code = {"locked": Code.LOCKED, "inactive": Code.INACTIVE}.get(
         str(wallet.status), Code.COMPLETED
     )
-    active = code == Code.COMPLETED
+    if code == Code.COMPLETED and ctx.sim.at_cap(wallet):
+        code = Code.MAX_BALANCE
+    active = code in (Code.COMPLETED, Code.MAX_BALANCE)
     return {
         "status": code,
+        "message": MESSAGES[code],
         "subscriberstatus": "ACTIVE" if active else "INACTIVE",
         "accounttype": "SUBSCRIBER",
-        "allowedtransfer": "true" if active else "false",
+        "allowedtransfer": "true" if code == Code.COMPLETED else "false",
         "firstname": wallet.first_name,
         "lastname": wallet.last_name,
         "secondname": "",
         "msisdn": msisdn,
-    }, False
+    }, hang
 
 
 def push_with_pending(ctx: Context, f: dict[str, str], decision: Decision) -> Answer:

@@ -17,6 +17,7 @@ from core import clock as sika_clock
 from providers.config import SANDBOX_FLOOZ_MSISDN
 from providers.msisdn import InvalidMsisdn, Operator, default_operator, normalise
 from providers.sandbox.faults import Decision, FaultProfile, Faults
+from providers.sandbox.people import holder_name, stranger_name
 
 BALANCE_CAP = 2_000_000  # BCEAO cap on e-money held by an identified client
 MERCHANT_MSISDN = {Operator.FLOOZ: SANDBOX_FLOOZ_MSISDN, Operator.TMONEY: "22890999999"}
@@ -82,63 +83,9 @@ class Limits:
 SUCCEEDS, NOT_REGISTERED, LOCKED = "000001", "000002", "000003"
 INACTIVE, AT_CAP, PENDING_FOREVER = "000004", "000005", "000006"
 HANGS, REVERSED, CALLBACK_TWICE = "000007", "000008", "000009"
-
-_FIRST = (
-    "Kossi",
-    "Komlan",
-    "Kodjo",
-    "Koffi",
-    "Kokou",
-    "Yao",
-    "Kwami",
-    "Edem",
-    "Mawuli",
-    "Sena",
-    "Yawa",
-    "Akossiwa",
-    "Afi",
-    "Ama",
-    "Abla",
-    "Ablavi",
-    "Adjo",
-    "Dzifa",
-    "Enyonam",
-    "Kafui",
-    "Essi",
-    "Mawuena",
-    "Essowè",
-    "Pyabalo",
-    "Essodina",
-    "Tchilabalo",
-    "Akouvi",
-    "Mazalo",
-)
-_LAST = (
-    "AGBODJAN",
-    "MENSAH",
-    "LAWSON",
-    "AMEGAH",
-    "ADJOVI",
-    "AKAKPO",
-    "AMOUZOU",
-    "DOGBE",
-    "KPODAR",
-    "TCHALLA",
-    "AGBEKO",
-    "ADZOH",
-    "GBEASOR",
-    "ASSOGBA",
-    "ATTIOGBE",
-    "KODJOVI",
-    "AYITE",
-    "SOSSOU",
-    "DJAGBA",
-    "BAWA",
-    "KOMBATE",
-    "TCHEDRE",
-    "ABALO",
-    "KPATCHA",
-)
+# ... and for the KYC look-up: a wallet in someone else's name, a number held by the other
+# operator than its prefix's, a look-up answered only after the client gave up.
+SOMEONE_ELSE, PORTED, LOOKUP_HANGS = "000010", "000011", "000012"
 
 
 class Clock:
@@ -278,17 +225,24 @@ class Simulator:
         return found
 
     def _new_wallet(self, msisdn: str) -> Wallet:
+        """A number's wallet, named after the number (`people`), so that the KYC name is the
+        one a registry built with `holder_name` holds; the balance depends on the seed."""
         rng = random.Random(f"{self.seed}|wallet|{msisdn}")
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        suffix = msisdn[-6:]
+        first, last = (stranger_name if suffix == SOMEONE_ELSE else holder_name)(msisdn)
         balance = rng.randrange(0, 50_001, 25)
         status = {
             NOT_REGISTERED: WalletStatus.UNREGISTERED,
             LOCKED: WalletStatus.LOCKED,
             INACTIVE: WalletStatus.INACTIVE,
-        }.get(msisdn[-6:], WalletStatus.ACTIVE)
-        if msisdn[-6:] == AT_CAP:
+        }.get(suffix, WalletStatus.ACTIVE)
+        if suffix == AT_CAP:
             balance = BALANCE_CAP
-        return Wallet(msisdn, default_operator(msisdn), status, first, last, balance)
+        operator = default_operator(msisdn)
+        if suffix == PORTED:
+            # ported away from the prefix's operator: held, in the same name, by the other
+            operator = next(op for op in Operator if op != operator)
+        return Wallet(msisdn, operator, status, first, last, balance)
 
     def put_wallet(self, data: dict[str, Any]) -> Wallet:
         """Create or override a wallet (portability, status, balance, name)."""
@@ -303,6 +257,10 @@ class Simulator:
             first, _, last = str(data["name"]).strip().rpartition(" ")
             wallet.first_name, wallet.last_name = (first or last), (last.upper() if first else "")
         return wallet
+
+    def at_cap(self, wallet: Wallet) -> bool:
+        """True when the wallet holds its operator's balance cap: it can receive nothing."""
+        return wallet.balance >= self.limits[wallet.operator].balance_cap
 
     def holder(self, operator: Operator, text: str) -> Wallet | None:
         """The wallet if `operator` holds a registered account for the number."""

@@ -38,7 +38,15 @@ from starlette.routing import Route
 from providers.dialects import Dialect
 from providers.msisdn import InvalidMsisdn, Operator, normalise
 from providers.sandbox.runtime import BodyTooLarge, Context, context, read_json
-from providers.sandbox.state import HANGS, MERCHANT_NAME, Kind, Reason, Transaction, TxStatus
+from providers.sandbox.state import (
+    HANGS,
+    LOOKUP_HANGS,
+    MERCHANT_NAME,
+    Kind,
+    Reason,
+    Transaction,
+    TxStatus,
+)
 
 OP = Operator.TMONEY
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -375,7 +383,13 @@ async def solde(request: Request) -> Response:
 
 
 async def client(request: Request) -> Response:
-    """KYC look-up: `{"statut": "ACTIF"|"INACTIF", "nom", "prenom"}`; 404 when unknown."""
+    """KYC look-up: `{"statut": "ACTIF"|"INACTIF"|"PLAFOND_SOLDE", "nom", "prenom"}`; 404
+    when unknown.
+
+    *Modelled*: `PLAFOND_SOLDE` (the failure description of a credit to a wallet at its
+    balance cap) for an active wallet that holds the cap; the answer to a number ending
+    000012 is held `hang_seconds`, past the client's timeout.
+    """
     ctx = context(request)
     if not _authorised(ctx, request):
         return _refused(ctx, request)
@@ -386,16 +400,25 @@ async def client(request: Request) -> Response:
         return _bad("numero invalide")
     wallet = ctx.sim.holder(OP, msisdn)
     if wallet is None:
-        return JSONResponse({"code": Code.NOT_FOUND, "message": "CLIENT_INCONNU"}, status_code=404)
-    return JSONResponse(
-        {
-            "code": Code.ACCEPTED,
-            "numero": msisdn,
-            "statut": "ACTIF" if str(wallet.status) == "active" else "INACTIF",
-            "nom": wallet.last_name,
-            "prenom": wallet.first_name,
-        }
-    )
+        answer = JSONResponse(
+            {"code": Code.NOT_FOUND, "message": "CLIENT_INCONNU"}, status_code=404
+        )
+    else:
+        statut = "ACTIF" if str(wallet.status) == "active" else "INACTIF"
+        if statut == "ACTIF" and ctx.sim.at_cap(wallet):
+            statut = DESCRIPTIONS[Reason.BALANCE_CAP]
+        answer = JSONResponse(
+            {
+                "code": Code.ACCEPTED,
+                "numero": msisdn,
+                "statut": statut,
+                "nom": wallet.last_name,
+                "prenom": wallet.first_name,
+            }
+        )
+    if msisdn[-6:] == LOOKUP_HANGS:
+        await asyncio.sleep(ctx.config.hang_seconds)
+    return answer
 
 
 routes = [

@@ -17,6 +17,7 @@ import pytest
 from core.settings import Settings
 from providers import registry
 from providers.base import (
+    AccountStatus,
     Kind,
     Outcome,
     PayoutRequest,
@@ -25,6 +26,7 @@ from providers.base import (
     StatementStatus,
     TransactionResult,
 )
+from providers.sandbox.people import holder_name, stranger_name
 
 PREFIX = {"flooz": "96", "tmoney": "90"}
 PROVIDERS = ["flooz", "tmoney"]
@@ -42,7 +44,11 @@ EXPECTED: dict[str, tuple[Outcome, Reason | None]] = {
     "000007": (Outcome.SUCCEEDED, None),
     "000008": (Outcome.SUCCEEDED, None),
     "000009": (Outcome.SUCCEEDED, None),
+    "000010": (Outcome.SUCCEEDED, None),  # someone else's wallet: paid all the same
+    "000011": (Outcome.FAILED, Reason.NOT_REGISTERED),  # ported to the other operator
+    "000012": (Outcome.SUCCEEDED, None),  # only its look-up hangs
 }
+OTHER = {"flooz": "tmoney", "tmoney": "flooz"}
 
 
 def number(provider: str, suffix: str) -> str:
@@ -352,6 +358,70 @@ def test_kyc_lookup(adapter: ProviderAdapter, provider: str) -> None:
     locked = "locked" if provider == "flooz" else "inactive"
     assert adapter.lookup(number(provider, "000003")).status == locked
     assert adapter.lookup(number(provider, "000004")).status == "inactive"
+
+
+def test_kyc_lookup_at_the_balance_cap(adapter: ProviderAdapter, provider: str) -> None:
+    # When Sika looks up a wallet holding the balance cap
+    capped = adapter.lookup(number(provider, "000005"))
+    # Then it is live but at the cap, and its holder is named
+    assert (capped.outcome, capped.status) == (Outcome.SUCCEEDED, AccountStatus.AT_BALANCE_CAP)
+    assert (capped.first_name, capped.last_name) == holder_name(number(provider, "000005"))
+
+
+def test_kyc_lookup_names_the_numbers_holder_or_someone_else(
+    adapter: ProviderAdapter, provider: str
+) -> None:
+    # A wallet is in the name of its number's holder, as a generated registry has it
+    own = adapter.lookup(number(provider, "000001"))
+    assert (own.first_name, own.last_name) == holder_name(number(provider, "000001"))
+    # ... except 000010's, active in someone else's name
+    other = adapter.lookup(number(provider, "000010"))
+    assert (other.outcome, other.status) == (Outcome.SUCCEEDED, AccountStatus.ACTIVE)
+    assert (other.first_name, other.last_name) == stranger_name(number(provider, "000010"))
+
+
+def test_kyc_lookup_of_a_ported_number(adapter: ProviderAdapter, provider: str, sandbox: Any):
+    # Given 000011 under this operator's prefix, held by the other operator
+    ported = number(provider, "000011")
+    # When the prefix's operator is asked, it does not know the number
+    assert adapter.lookup(ported).status == AccountStatus.NOT_REGISTERED
+    # Then the other operator knows it, active, in the holder's name
+    elsewhere = build(OTHER[provider], sandbox)
+    try:
+        held = elsewhere.lookup(ported)
+        assert (held.outcome, held.status) == (Outcome.SUCCEEDED, AccountStatus.ACTIVE)
+        assert (held.first_name, held.last_name) == holder_name(ported)
+        # and pays it
+        sandbox.topup(OTHER[provider], FLOAT)
+        result = settle(
+            elsewhere,
+            elsewhere.payout(
+                PayoutRequest(reference="PORTED-1", msisdn=ported, amount=AMOUNT, description="x")
+            ),
+        )
+        assert result.outcome is Outcome.SUCCEEDED
+    finally:
+        elsewhere.close()
+    assert [c["reference"] for c in credits(sandbox, ported)] == ["PORTED-1"]
+
+
+def test_kyc_lookup_that_hangs_is_unknown_no_answer(provider: str, sandbox: Any) -> None:
+    # Given an adapter that waits one second for an answer
+    adapter = build(provider, sandbox, read_timeout=1.0)
+    try:
+        # When the look-up of 000012 is held past that second
+        started = time.monotonic()
+        result = adapter.lookup(number(provider, "000012"))
+        # Then Sika knows nothing of the wallet: unknown, no answer, and it gave up in time
+        assert (result.outcome, result.reason) == (Outcome.UNKNOWN, Reason.NO_ANSWER)
+        assert result.status == AccountStatus.UNKNOWN
+        assert time.monotonic() - started < 4.5
+        # and the same number is paid normally
+        sandbox.topup(provider, FLOAT)
+        paid = settle(adapter, pay(adapter, provider, "000012", "HANGS-LOOKUP"))
+        assert paid.outcome is Outcome.SUCCEEDED
+    finally:
+        adapter.close()
 
 
 # -- operator limits, faults and sessions ------------------------------------------------

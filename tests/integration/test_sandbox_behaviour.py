@@ -115,6 +115,38 @@ def test_000007_tmoney_executes_but_the_answer_never_comes_in_time(sandbox: Sand
     fast.close()
 
 
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_000012_flooz_lookup_hangs_while_payouts_succeed(sandbox: Sandbox):
+    # When Sika looks the number up with a client that waits one second
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        flooz_call(sandbox, "getMobileAccountStatus", {"msisdn": "96000012"}, timeout=1)
+    assert time.monotonic() - started < 4
+    # Then a payout to the same number is answered at once, and succeeds
+    sandbox.topup("flooz", 10_000)
+    started = time.monotonic()
+    _, answer = transfer(sandbox, "96000012", 4_000, "LOOKUP-HANG-F", timeout=2)
+    assert answer["status"] == "0"
+    assert time.monotonic() - started < 2
+    assert sandbox.floats()["flooz"] == 6_000
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_000012_tmoney_lookup_hangs_while_credits_succeed(sandbox: Sandbox):
+    slow = TMoney(sandbox, timeout=1)
+    try:
+        slow.login()
+        # When Sika looks the number up with a client that waits one second
+        with pytest.raises(httpx.ReadTimeout):
+            slow.get("/m-banking/v1/api/client/90000012")
+        # Then a credit to the same number is answered within that second, and succeeds
+        sandbox.topup("tmoney", 10_000)
+        assert slow.credit("90000012", 4_000, "LOOKUP-HANG-T").json()["code"] == "2000"
+        assert slow.check("LOOKUP-HANG-T")[0]["statutRequete"] == "SUCCES"
+    finally:
+        slow.close()
+
+
 def _rows(sandbox: Sandbox, operator: str, day: str) -> list[dict[str, str]]:
     text = sandbox.statement(operator, day).decode("utf-8")
     return list(csv.DictReader(io.StringIO(text), delimiter=";" if operator == "flooz" else ","))
@@ -337,7 +369,7 @@ def test_reset_gives_a_clean_world(sandbox: Sandbox):
     sandbox.reset()
     assert sandbox.floats() == {"flooz": 0, "tmoney": 0}
     assert sandbox.transactions() == []
-    assert sandbox.wallet("96000001")["name"] == name  # same seed, same KYC
+    assert sandbox.wallet("96000001")["name"] == name  # the KYC name follows the number
     assert sandbox.wallet("+228 96 00 00 01")["msisdn"] == "22896000001"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from providers.sandbox.people import holder_name, stranger_name
 from tests.fixtures.sandbox import (
     FLOOZ_PATH,
     SOAP12_NS,
@@ -129,23 +130,25 @@ def test_daily_and_monthly_limits(sandbox: Sandbox):
     sandbox.set_clock("2026-11-10T10:00:00")
     sandbox.topup("flooz", 5_000_000)
     sandbox.set_limits("flooz", daily_count=2, daily_amount=30_000, monthly_count=3)
-    assert transfer(sandbox, "96000011", 10_000, "D-1")[1]["status"] == "0"
-    assert transfer(sandbox, "96000011", 25_000, "D-2")[1]["status"] == "13"
-    assert transfer(sandbox, "96000011", 10_000, "D-3")[1]["status"] == "0"
-    assert transfer(sandbox, "96000011", 1_000, "D-4")[1]["status"] == "15"
+    assert transfer(sandbox, "96000021", 10_000, "D-1")[1]["status"] == "0"
+    assert transfer(sandbox, "96000021", 25_000, "D-2")[1]["status"] == "13"
+    assert transfer(sandbox, "96000021", 10_000, "D-3")[1]["status"] == "0"
+    assert transfer(sandbox, "96000021", 1_000, "D-4")[1]["status"] == "15"
     # The next day the daily limits reset, the monthly count does not
     sandbox.advance_clock(86_400)
-    assert transfer(sandbox, "96000011", 1_000, "D-5")[1]["status"] == "0"
-    assert transfer(sandbox, "96000011", 1_000, "D-6")[1]["status"] == "16"
-    assert transfer(sandbox, "96000011", 2_000_000, "D-7")[1]["status"] == "11"
+    assert transfer(sandbox, "96000021", 1_000, "D-5")[1]["status"] == "0"
+    assert transfer(sandbox, "96000021", 1_000, "D-6")[1]["status"] == "16"
+    assert transfer(sandbox, "96000021", 2_000_000, "D-7")[1]["status"] == "11"
 
 
 def test_balance_cap_is_the_bceao_two_million(sandbox: Sandbox):
     sandbox.topup("flooz", 5_000_000)
-    sandbox.put_wallet("96000012", balance=1_995_000)
-    assert transfer(sandbox, "96000012", 5_001, "CAP-1")[1]["status"] == "18"
-    assert transfer(sandbox, "96000012", 5_000, "CAP-2")[1]["status"] == "0"
-    assert sandbox.wallet("96000012")["balance"] == 2_000_000
+    sandbox.put_wallet("96000022", balance=1_995_000)
+    assert transfer(sandbox, "96000022", 5_001, "CAP-1")[1]["status"] == "18"
+    assert transfer(sandbox, "96000022", 5_000, "CAP-2")[1]["status"] == "0"
+    assert sandbox.wallet("96000022")["balance"] == 2_000_000
+    # a wallet filled to the cap says so when looked up, as 000005 does
+    assert _kyc(sandbox, "96000022")["status"] == "18"
 
 
 def test_incomplete_and_invalid_requests(sandbox: Sandbox):
@@ -170,6 +173,66 @@ def test_kyc_lookup(sandbox: Sandbox):
     # names are stable for a seed
     assert look("96000001") == active
     assert sandbox.wallet("96000001")["name"] == f"{active['firstname']} {active['lastname']}"
+
+
+def _kyc(sandbox: Sandbox, number: str) -> dict[str, str]:
+    return flooz_call(sandbox, "getMobileAccountStatus", {"msisdn": number})[1]
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_kyc_names_a_wallet_after_its_number_whatever_the_seed(sandbox: Sandbox):
+    # Given a wallet looked up under one seed
+    first = _kyc(sandbox, "96123456")
+    # When the world is rebuilt from another seed
+    sandbox.reset(seed=8)
+    again = _kyc(sandbox, "+228 96 12 34 56")
+    # Then the holder is the same person, the one `holder_name` names
+    assert (first["firstname"], first["lastname"]) == holder_name("96123456")
+    assert (again["firstname"], again["lastname"]) == holder_name("96123456")
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_kyc_at_the_balance_cap_is_status_18_with_the_holders_names(sandbox: Sandbox):
+    # When Sika looks up a wallet holding the balance cap
+    answer = _kyc(sandbox, "96000005")
+    # Then it is status 18, the wallet live but closed to transfers, the holder named
+    assert answer["status"] == "18"
+    assert answer["message"] == "Destination reached maximum balance"
+    assert (answer["subscriberstatus"], answer["allowedtransfer"]) == ("ACTIVE", "false")
+    assert (answer["firstname"], answer["lastname"]) == holder_name("96000005")
+    # and a wallet below the cap is transferable
+    below = _kyc(sandbox, "96000001")
+    assert (below["status"], below["allowedtransfer"]) == ("0", "true")
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_kyc_of_000010_names_someone_else(sandbox: Sandbox):
+    # When Sika looks up a number whose wallet belongs to someone else
+    answer = _kyc(sandbox, "97000010")
+    # Then the wallet is active, in another person's name than the number's holder
+    assert (answer["status"], answer["subscriberstatus"]) == ("0", "ACTIVE")
+    named = (answer["firstname"], answer["lastname"])
+    assert named == stranger_name("97000010")
+    assert named[0][0] != holder_name("97000010")[0][0]
+    assert named[1] != holder_name("97000010")[1]
+    # and payouts to it succeed: the operator pays whoever holds the wallet
+    sandbox.topup("flooz", 10_000)
+    assert transfer(sandbox, "97000010", 1_000, "R-STRANGER")[1]["status"] == "0"
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_000011_is_held_by_the_operator_its_prefix_does_not_name(sandbox: Sandbox):
+    sandbox.topup("flooz", 10_000)
+    # Given a Moov-prefix number ported to T-Money: Flooz knows it not
+    assert _kyc(sandbox, "96000011")["status"] == "555"
+    assert transfer(sandbox, "96000011", 1_000, "R-PORTED-AWAY")[1]["status"] == "555"
+    assert sandbox.wallet("96000011")["operator"] == "tmoney"
+    # Given a Togocom-prefix number ported to Moov: Flooz holds it, in the holder's name
+    answer = _kyc(sandbox, "90000011")
+    assert (answer["status"], answer["subscriberstatus"]) == ("0", "ACTIVE")
+    assert (answer["firstname"], answer["lastname"]) == holder_name("90000011")
+    assert transfer(sandbox, "90000011", 1_000, "R-PORTED-IN")[1]["status"] == "0"
+    assert sandbox.floats()["flooz"] == 9_000
 
 
 def test_push_with_pending_collects_from_the_subscriber(sandbox: Sandbox, callback_sink):

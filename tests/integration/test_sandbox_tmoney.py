@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from providers.sandbox.people import holder_name, stranger_name
 from tests.fixtures.sandbox import Sandbox, TMoney
 
 FIELDS = {
@@ -194,16 +195,16 @@ def test_limits(sandbox: Sandbox, tmoney: TMoney):
     sandbox.topup("tmoney", 5_000_000)
     sandbox.set_limits("tmoney", daily_amount=15_000, monthly_amount=20_000)
     tmoney.login()
-    tmoney.credit("90000011", 50, "LIM-MIN")
-    tmoney.credit("90000011", 10_000, "LIM-1")
-    tmoney.credit("90000011", 10_000, "LIM-2")
+    tmoney.credit("90000021", 50, "LIM-MIN")
+    tmoney.credit("90000021", 10_000, "LIM-1")
+    tmoney.credit("90000021", 10_000, "LIM-2")
     assert tmoney.check("LIM-MIN")[0]["description"] == "MONTANT_INVALIDE"
     assert tmoney.check("LIM-1")[0]["statutRequete"] == "SUCCES"
     assert tmoney.check("LIM-2")[0]["description"] == "PLAFOND_JOURNALIER"
     sandbox.advance_clock(86_400)
     tmoney.login()
-    tmoney.credit("90000011", 10_000, "LIM-3")
-    tmoney.credit("90000011", 5_000, "LIM-4")
+    tmoney.credit("90000021", 10_000, "LIM-3")
+    tmoney.credit("90000021", 5_000, "LIM-4")
     assert tmoney.check("LIM-3")[0]["statutRequete"] == "SUCCES"
     assert tmoney.check("LIM-4")[0]["description"] == "PLAFOND_MENSUEL"
 
@@ -226,6 +227,58 @@ def test_client_lookup(tmoney: TMoney, sandbox: Sandbox):
     assert tmoney.get("/m-banking/v1/api/client/90000002").status_code == 404
     assert tmoney.get("/m-banking/v1/api/client/96000001").status_code == 404
     assert sandbox.wallet("90000001")["name"] == f"{body['prenom']} {body['nom']}"
+
+
+def _client(tmoney: TMoney, number: str) -> httpx.Response:
+    return tmoney.get(f"/m-banking/v1/api/client/{number}")
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_client_lookup_names_a_wallet_after_its_number(sandbox: Sandbox, tmoney: TMoney):
+    body = _client(tmoney, "90123456").json()
+    assert (body["prenom"], body["nom"]) == holder_name("90123456")
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_client_lookup_at_the_balance_cap_is_plafond_solde(sandbox: Sandbox, tmoney: TMoney):
+    # When Sika looks up a wallet holding the balance cap
+    answer = _client(tmoney, "90000005")
+    # Then the statut says so, with the holder's names
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["statut"] == "PLAFOND_SOLDE"
+    assert (body["prenom"], body["nom"]) == holder_name("90000005")
+    # and a locked or inactive wallet at no cap keeps its own statut
+    assert _client(tmoney, "90000004").json()["statut"] == "INACTIF"
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_client_lookup_of_000010_names_someone_else(sandbox: Sandbox, tmoney: TMoney):
+    body = _client(tmoney, "91000010").json()
+    assert body["statut"] == "ACTIF"
+    assert (body["prenom"], body["nom"]) == stranger_name("91000010")
+    assert body["nom"] != holder_name("91000010")[1]
+    # and a credit to it succeeds: the operator pays whoever holds the wallet
+    sandbox.topup("tmoney", 10_000)
+    tmoney.credit("91000010", 1_000, "ID-STRANGER")
+    assert tmoney.check("ID-STRANGER")[0]["statutRequete"] == "SUCCES"
+
+
+@pytest.mark.parametrize("sandbox_dialect", ["clients", "model"])
+def test_000011_is_held_by_the_operator_its_prefix_does_not_name(sandbox: Sandbox, tmoney: TMoney):
+    sandbox.topup("tmoney", 10_000)
+    # Given a Togocom-prefix number ported to Moov: T-Money knows it not
+    assert _client(tmoney, "90000011").status_code == 404
+    tmoney.credit("90000011", 1_000, "ID-PORTED-AWAY")
+    [away] = tmoney.check("ID-PORTED-AWAY")
+    assert (away["statutRequete"], away["description"]) == ("ECHEC", "CLIENT_INCONNU")
+    # Given a Moov-prefix number ported to T-Money: T-Money holds it, in the holder's name
+    body = _client(tmoney, "96000011").json()
+    assert body["statut"] == "ACTIF"
+    assert (body["prenom"], body["nom"]) == holder_name("96000011")
+    tmoney.credit("96000011", 1_000, "ID-PORTED-IN")
+    assert tmoney.check("ID-PORTED-IN")[0]["statutRequete"] == "SUCCES"
+    assert sandbox.floats()["tmoney"] == 9_000
 
 
 def test_push_debit_collects_and_calls_back(sandbox: Sandbox, tmoney: TMoney, callback_sink):

@@ -344,3 +344,65 @@ def test_balance_and_lookup() -> None:
     assert flooz.balance().balance == 125000
     kyc = flooz.lookup("22896000001")
     assert (kyc.status, kyc.name) == ("active", "Afi Mensah")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("7", "locked"),
+        ("9", "inactive"),
+        ("18", "at_balance_cap"),
+        ("555", "not_registered"),
+        ("3", "not_registered"),
+    ],
+)
+def test_lookup_status_codes_map_to_account_states(code: str, status: str) -> None:
+    # Given a getMobileAccountStatus answer with a status other than 0
+    flooz = answering(
+        soap(
+            "getMobileAccountStatus",
+            status=code,
+            message="Destination reached maximum balance",
+            subscriberstatus="ACTIVE",
+            firstname="Kossi",
+            lastname="MENSAH",
+            msisdn="22896000005",
+        )
+    )
+    # When Sika looks the number up
+    kyc = flooz.lookup("22896000005")
+    # Then the code alone decides the wallet's state, and the look-up itself succeeded
+    assert (kyc.outcome, kyc.status) == (Outcome.SUCCEEDED, status)
+
+
+def test_lookup_at_the_balance_cap_keeps_the_holders_names() -> None:
+    # Given the modelled answer for a wallet at its cap: status 18, names, no transfer
+    flooz = answering(
+        soap(
+            "getMobileAccountStatus",
+            status="18",
+            message="Destination reached maximum balance",
+            subscriberstatus="ACTIVE",
+            allowedtransfer="false",
+            firstname="Essowè",
+            secondname="Yao",
+            lastname="TCHALLA",
+            msisdn="22896000005",
+        )
+    )
+    # When Sika looks it up
+    kyc = flooz.lookup("22896000005")
+    # Then it is at the cap, and the holder's names are there to be compared
+    assert kyc.status == "at_balance_cap"
+    assert (kyc.first_name, kyc.last_name) == ("Essowè Yao", "TCHALLA")
+
+
+def test_lookup_without_an_answer_is_unknown_no_answer() -> None:
+    # Given a Flooz that takes the request and never answers in time
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("read timed out", request=request)
+
+    # When Sika looks a number up
+    kyc = adapter(handler).lookup("22896000012")
+    # Then nothing is known about the wallet: unknown, no answer
+    assert (kyc.outcome, kyc.reason, kyc.status) == (Outcome.UNKNOWN, Reason.NO_ANSWER, "unknown")

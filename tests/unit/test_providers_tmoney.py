@@ -288,3 +288,38 @@ def test_balance_and_lookup() -> None:
     kyc = tmoney.lookup("22890000001")
     assert (kyc.status, kyc.name) == ("active", "Kossi Mensah")
     assert tmoney.lookup("22890000002").status == "not_registered"
+
+
+@pytest.mark.parametrize(
+    ("statut", "status"),
+    [
+        ("ACTIF", "active"),
+        ("INACTIF", "inactive"),
+        ("BLOQUE", "locked"),
+        ("PLAFOND_SOLDE", "at_balance_cap"),
+        ("CLIENT_INCONNU", "not_registered"),
+        ("QUELQUE_CHOSE", "unknown"),
+    ],
+)
+@pytest.mark.parametrize("under_data", [False, True])
+def test_lookup_statut_maps_to_account_states(statut: str, status: str, under_data: bool) -> None:
+    # Given a client look-up answer with this `statut`, at the top level or under `data`
+    record = {"statut": statut, "nom": "MENSAH", "prenom": "Kossi", "numero": "22890000005"}
+    body = {"code": "2000", "data": record} if under_data else {"code": "2000", **record}
+    tmoney = adapter(Gateway(lambda _r: httpx.Response(200, json=body)))
+    # When Sika looks the number up
+    kyc = tmoney.lookup("22890000005")
+    # Then the statut decides the wallet's state, and the names are read whatever it is
+    assert (kyc.outcome, kyc.status) == (Outcome.SUCCEEDED, status)
+    assert kyc.name == "Kossi MENSAH"
+
+
+def test_lookup_without_an_answer_is_unknown_no_answer() -> None:
+    # Given a gateway that signs in, then never answers the look-up in time
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("read timed out", request=request)
+
+    # When Sika looks a number up
+    kyc = adapter(Gateway(answer)).lookup("22890000012")
+    # Then nothing is known about the wallet: unknown, no answer
+    assert (kyc.outcome, kyc.reason, kyc.status) == (Outcome.UNKNOWN, Reason.NO_ANSWER, "unknown")
