@@ -18,7 +18,16 @@ from core.authority import signed_by
 from core.crypto import load_keys
 from core.db import get_sessionmaker, unit_of_work
 from core.settings import load_settings
-from payouts.commands import register_batch_commands, submit
+from payouts import preflight
+from payouts.batches import preflight_summary
+from payouts.commands import (
+    preflight_bar,
+    preflight_text,
+    print_held,
+    print_preflight,
+    register_batch_commands,
+    submit,
+)
 
 app = typer.Typer(help="AgriPME: farmers, seasons and payout batches.", no_args_is_help=True)
 farmers_app = typer.Typer(
@@ -28,7 +37,8 @@ app.add_typer(farmers_app, name="farmers")
 season_app = typer.Typer(help="Seasons: rules and budget.", no_args_is_help=True)
 app.add_typer(season_app, name="season")
 batch_app = typer.Typer(
-    help="Payout batches: create, approve, cancel, dispatch, show, retry, export.",
+    help="Payout batches: create (with a pre-flight of every wallet), preflight, held,"
+    " include, approve, cancel, dispatch, show, retry, export.",
     no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")
@@ -148,30 +158,56 @@ def batch_create_command(
     season: str = typer.Option(..., "--season", help="Season code."),
     region: str | None = typer.Option(None, "--region", help="Only this region."),
     limit: int | None = typer.Option(None, "--limit", help="At most this many farmers."),
+    no_preflight: bool = typer.Option(
+        False,
+        "--no-preflight",
+        help="Skip the wallet look-ups: only when every operator of the batch offers none"
+        " (SIKA_LOOKUP_UNAVAILABLE); recorded on the lines as `skipped`.",
+    ),
     agent: str | None = _AGENT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Build the season's next batch from the registry and submit it, signing its
-    manifest, as its maker (two signed requests, one transaction)."""
-    keys = load_keys(load_settings())
+    """Build the season's next batch from the registry, look up every farmer's wallet at
+    its operator (a progress bar on stderr), write the batch with each line's verdict and
+    submit it, signing its manifest, as its maker."""
+    settings = load_settings()
+    keys = load_keys(settings)
     request = signed_by(
         agent,
         season_batches.BATCH_CREATE,
-        season_batches.batch_create_arguments(season, region=region, limit=limit),
+        season_batches.batch_create_arguments(
+            season, region=region, limit=limit, no_preflight=no_preflight
+        ),
     )
-    with unit_of_work() as session:
+    with preflight_bar(f"season {season} pre-flight") as show:
         batch = season_batches.create_season_batch(
-            session, request, season, keys, region=region, limit=limit
+            get_sessionmaker(),
+            request,
+            season,
+            keys,
+            settings=settings,
+            region=region,
+            limit=limit,
+            no_preflight=no_preflight,
+            on_progress=show,
+            then=lambda session, made: submit(session, made, request.agent),
         )
-        submit(session, batch, request.agent)
-        result = {
-            "batch": batch.id,
-            "lines": batch.lines,
-            "total": batch.total,
-            "manifest": batch.manifest,
-            "maker": request.agent,
-        }
+    with unit_of_work() as session:
+        summary = preflight_summary(session, batch.id)
+        held = preflight.held_lines(session, batch.id, keys)
+    print_preflight(batch.id, summary)
+    if not as_json:
+        print_held(batch.id, held)
+    result = {
+        "batch": batch.id,
+        "lines": batch.lines,
+        "total": batch.total,
+        "manifest": batch.manifest,
+        "maker": request.agent,
+        "held_out": len(held),
+        "preflight": summary if as_json else preflight_text(summary),
+    }
     console.emit(result, as_json, "batch")
 
 
-register_batch_commands(batch_app, "agripme")
+register_batch_commands(batch_app, "agripme", season_batches.FarmerRegistry())

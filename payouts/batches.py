@@ -1,12 +1,18 @@
 """Building, submitting, approving, cancelling and reporting payout batches (the
 programme-neutral part).
 
-A programme hands over `LineSpec`s; the batch's manifest is a SHA-256 computed by the
-database over every line as stored. Its maker submits it and a different agent approves
-it, each with a signed request naming the batch and its manifest
-(`<programme>.batch.submit` / `.approve`), kept whole with the batch; dispatch verifies
-both again against the manifest as the database recomputes it, so it can prove the lines
-it is about to pay are the ones the maker signed and the approver approved.
+A programme hands over `LineSpec`s, each with its pre-flight verdict (`payouts.preflight`);
+the batch's manifest is a SHA-256 computed by the database over every line in it as
+stored: lines the pre-flight kept out (`held_out`) are written with the batch, so its
+maker sees them, but are outside the manifest and never sent. Including a held line or
+running the pre-flight again changes the manifest; the maker signs each new one (every
+submit is kept) and the approval verifies the latest.
+
+Its maker submits it and a different agent approves it, each with a signed request naming
+the batch and its manifest (`<programme>.batch.submit` / `.approve`), kept whole with the
+batch; dispatch verifies both again against the manifest as the database recomputes it,
+so it can prove the lines it is about to pay are the ones the maker signed and the
+approver approved.
 
 Dispatch checks the whole batch once; a worker sends a chunk of lines minutes later and
 cannot afford the whole manifest again. So each line also carries `line_mac`, a keyed
@@ -41,6 +47,7 @@ from core.models import Agent, AgentGrant, GrantStatus, Role
 from core.settings import load_settings
 from payouts.models import (
     CANCELLED_REASON,
+    EXCLUDING,
     LINE_MSISDN,
     BatchRequest,
     BatchStatus,
@@ -48,6 +55,7 @@ from payouts.models import (
     LineStatus,
     PayoutBatch,
     PayoutLine,
+    Verdict,
 )
 from providers.msisdn import normalise
 
@@ -62,9 +70,23 @@ _LINES_DIGEST = text(
                || encode(sha256(msisdn_enc), 'hex'),
                E'\\n' ORDER BY seq), ''), 'UTF8')), 'hex') AS digest,
            count(*) AS lines, coalesce(sum(amount), 0) AS total
-    FROM payout_lines WHERE batch_id = :batch
+    FROM payout_lines WHERE batch_id = :batch AND held_out IS NULL
     """
 )
+
+
+# the summary's keys, in the order `batch show` lists them
+SUMMARY_KEYS = (
+    Verdict.OK,
+    Verdict.NAME_MISMATCH,
+    Verdict.NOT_REGISTERED,
+    Verdict.INACTIVE,
+    Verdict.LOCKED,
+    Verdict.AT_BALANCE_CAP,
+    Verdict.PORTED,
+    Verdict.UNREACHABLE,
+)
+INCLUDED_BY_MAKER = "included_by_maker"
 
 
 # the HMAC's domain: no blind index or other MAC made with the same key starts this way
@@ -79,6 +101,19 @@ class LineSpec:
     msisdn: str
     operator: str
     amount: int
+    # the payee's registered name, compared with the wallet holder's by the pre-flight;
+    # None: the wallet's status alone is checked (a company's merchant wallet)
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class LineVerdict:
+    """A line's pre-flight verdict as `create_batch` writes it: the verdict, the name
+    score, and the operator to pay at (the other one for a ported number)."""
+
+    verdict: Verdict
+    score: int | None
+    operator: str
 
 
 def line_reference(nonce: str, seq: int, attempt: int) -> str:
@@ -240,15 +275,31 @@ def create_batch(
     lines: Sequence[LineSpec],
     maker: Agent,
     keys: PiiKeys,
+    verdicts: Sequence[LineVerdict | None] | None = None,
 ) -> PayoutBatch:
     """Write a batch and its lines for `maker`, whom the programme's service authorised;
     the maker then submits it (`submit_batch`), signing the manifest computed here.
+
+    `verdicts` (one per line, from the pre-flight) decide each line's place: a line whose
+    verdict would fail at the operator is written failed with the verdict as its reason
+    and kept out of the manifest (its payee stays free for a later batch); a name_mismatch
+    line is held out, its payee still in this batch, until the maker includes it; a ported
+    line is paid at the operator its verdict names. Without verdicts (None for a line),
+    the line has none and is in the manifest.
 
     A payee with a live line in the same scope makes the whole batch refused (the unique
     index is the last word, so two makers racing cannot both include a payee).
     """
     if not lines:
         raise ValidationError("a payout batch needs at least one line")
+    judged = list(verdicts) if verdicts is not None else [None] * len(lines)
+    if len(judged) != len(lines):
+        raise ValueError("one verdict per line, or none")
+    if all(v is not None and v.verdict in EXCLUDING for v in judged):
+        raise ValidationError(
+            "the pre-flight excluded every line (not registered, inactive, locked or at the"
+            " balance cap): there is nothing to pay"
+        )
     for number, spec in enumerate(lines, start=1):
         check_amount(spec.amount, f"line {number}: the amount")
     total = sum(spec.amount for spec in lines)
@@ -264,8 +315,8 @@ def create_batch(
         notice=notice,
         status=BatchStatus.CREATED.value,
         nonce=secrets.token_hex(4),
-        lines=len(lines),
-        total=total,
+        lines=0,
+        total=0,
         manifest="",
         maker_id=maker.id,
     )
@@ -285,8 +336,15 @@ def create_batch(
         .all()
     )
     rows = []
-    for seq, (line_id, spec) in enumerate(zip(line_ids, lines, strict=True), start=1):
+    now = clock.now()
+    for seq, (line_id, spec, judged_line) in enumerate(
+        zip(line_ids, lines, judged, strict=True), start=1
+    ):
         msisdn = normalise(spec.msisdn)
+        operator = str(judged_line.operator if judged_line is not None else spec.operator)
+        verdict = judged_line.verdict if judged_line is not None else None
+        held = verdict.value if verdict in EXCLUDING or verdict is Verdict.NAME_MISMATCH else None
+        excluded = verdict in EXCLUDING
         rows.append(
             {
                 "id": line_id,
@@ -302,16 +360,23 @@ def create_batch(
                     line_id=line_id,
                     seq=seq,
                     payee=spec.payee,
-                    operator=str(spec.operator),
+                    operator=operator,
                     amount=spec.amount,
                     msisdn=msisdn,
                 ),
-                "operator": str(spec.operator),
+                "operator": operator,
                 "amount": spec.amount,
-                "status": LineStatus.CREATED.value,
+                # an excluded line is final from the start: never sent, payee not live
+                "status": (LineStatus.FAILED if excluded else LineStatus.CREATED).value,
+                "reason": held if excluded else None,
+                "retryable": False,
+                "resolved_at": now if excluded else None,
                 "attempt": 1,
                 "reference": line_reference(batch.nonce, seq, 1),
                 "pending_id": pending_transfer_id(line_id, 1),
+                "preflight": verdict.value if verdict is not None else None,
+                "preflight_score": judged_line.score if judged_line is not None else None,
+                "held_out": held,
             }
         )
     try:
@@ -324,10 +389,17 @@ def create_batch(
                 "(another batch was built at the same time); build the batch again"
             ) from None
         raise
-    manifest, _, _ = compute_manifest(session, batch)
-    batch.manifest = manifest
-    session.flush()
+    refresh_manifest(session, batch)
     return batch
+
+
+def refresh_manifest(session: Session, batch: PayoutBatch) -> tuple[str, int, int]:
+    """Write the batch's manifest, lines and total as its lines in the manifest now are
+    (a batch not yet approved: the database refuses it later); (manifest, lines, total)."""
+    manifest, count, total = compute_manifest(session, batch)
+    batch.manifest, batch.lines, batch.total = manifest, count, total
+    session.flush()
+    return manifest, count, total
 
 
 def batch_command(programme: str, step: str) -> str:
@@ -346,7 +418,7 @@ def batch_arguments(batch_id: int) -> dict[str, Any]:
     return {"batch_id": batch_id}
 
 
-def _keep(
+def keep_request(
     session: Session,
     batch: PayoutBatch,
     step: BatchStep,
@@ -372,9 +444,19 @@ def _keep(
 
 
 def _stored(session: Session, batch: PayoutBatch, step: BatchStep) -> BatchRequest | None:
+    """The batch's `step` request; the latest for a step that repeats (submit)."""
     return session.scalar(
-        select(BatchRequest).where(BatchRequest.batch_id == batch.id, BatchRequest.step == step)
+        select(BatchRequest)
+        .where(BatchRequest.batch_id == batch.id, BatchRequest.step == step)
+        .order_by(BatchRequest.id.desc())
+        .limit(1)
     )
+
+
+def signed_manifest(session: Session, batch: PayoutBatch) -> str | None:
+    """The manifest the batch's maker last signed (None before any submit)."""
+    latest = _stored(session, batch, BatchStep.SUBMIT)
+    return str(latest.arguments.get("manifest_sha256")) if latest is not None else None
 
 
 def _check_lines(session: Session, batch: PayoutBatch) -> str:
@@ -390,7 +472,9 @@ def _check_lines(session: Session, batch: PayoutBatch) -> str:
 
 def submit_batch(session: Session, request: SignedRequest, batch_id: int) -> PayoutBatch:
     """The maker signs the manifest of the batch they built (`<programme>.batch.submit`);
-    the request is kept with the batch, for the approver and for dispatch to verify."""
+    the request is kept with the batch, for the approver and for dispatch to verify. A
+    batch whose manifest changed since (an inclusion, a pre-flight re-run) is signed
+    again the same way; every signed manifest is kept."""
     batch = get_batch(session, batch_id, lock=True)
     now = clock.now()
     maker = authorize(
@@ -409,10 +493,10 @@ def submit_batch(session: Session, request: SignedRequest, batch_id: int) -> Pay
         raise ValidationError(
             f"batch {batch_id} is {batch.status}; only a created batch can be submitted"
         )
-    if _stored(session, batch, BatchStep.SUBMIT) is not None:
-        raise ValidationError(f"batch {batch_id} was already submitted")
+    if signed_manifest(session, batch) == batch.manifest:
+        raise ValidationError(f"batch {batch_id} was already submitted with this manifest")
     _check_lines(session, batch)
-    _keep(session, batch, BatchStep.SUBMIT, maker, request, now)
+    keep_request(session, batch, BatchStep.SUBMIT, maker, request, now)
     return batch
 
 
@@ -437,12 +521,27 @@ def approve_batch(session: Session, request: SignedRequest, batch_id: int) -> Pa
         raise ValidationError(
             f"batch {batch_id} is {batch.status}; only a created batch can be approved"
         )
+    signed = signed_manifest(session, batch)
+    if signed is not None and signed != batch.manifest:
+        raise AuthorizationError(
+            f"batch {batch_id}'s manifest changed after its maker last signed it (a line"
+            " included, or the pre-flight run again): its maker submits it again first"
+        )
     verify_manifest(session, batch, approved=False)
+    # lines still held out for a name mismatch are out for good: failed, payees free
+    session.execute(
+        text(
+            "UPDATE payout_lines SET status = 'failed', reason = held_out, retryable = false,"
+            " resolved_at = :now WHERE batch_id = :b AND status = 'created'"
+            " AND held_out IS NOT NULL"
+        ),
+        {"now": now, "b": batch.id},
+    )
     batch.approver_id = approver.id
     batch.approved_at = now
     batch.status = BatchStatus.APPROVED.value
     session.flush()
-    _keep(session, batch, BatchStep.APPROVE, approver, request, now)
+    keep_request(session, batch, BatchStep.APPROVE, approver, request, now)
     return batch
 
 
@@ -481,7 +580,7 @@ def cancel_batch(session: Session, request: SignedRequest, batch_id: int) -> Pay
         ),
         {"reason": CANCELLED_REASON, "now": now, "b": batch.id},
     )
-    _keep(session, batch, BatchStep.CANCEL, agent, request, now)
+    keep_request(session, batch, BatchStep.CANCEL, agent, request, now)
     return batch
 
 
@@ -608,6 +707,7 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any]:
     maker = get_agent_name(session, batch.maker_id)
     approver = get_agent_name(session, batch.approver_id)
     cancel = _stored(session, batch, BatchStep.CANCEL)
+    signed = signed_manifest(session, batch)
     return {
         "batch": batch.id,
         "programme": batch.programme,
@@ -617,7 +717,8 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any]:
         "total": batch.total,
         "manifest": batch.manifest,
         "maker": maker,
-        "submitted": _stored(session, batch, BatchStep.SUBMIT) is not None,
+        # the maker signed the manifest as it is now (not an earlier one)
+        "submitted": signed == batch.manifest,
         "approver": approver,
         "cancelled_by": cancel.agent if cancel is not None else None,
         "succeeded": buckets["succeeded"],
@@ -625,7 +726,27 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any]:
         "pending": buckets["pending"],
         "unknown": buckets["unknown"],
         "in_flight": in_flight,
+        "preflight": preflight_summary(session, batch.id),
     }
+
+
+def preflight_summary(session: Session, batch_id: int) -> dict[str, int]:
+    """The batch's lines by pre-flight verdict, and how many its maker included."""
+    rows = session.execute(
+        text(
+            "SELECT preflight, count(*) AS n, count(included_by) AS included"
+            " FROM payout_lines WHERE batch_id = :b AND preflight IS NOT NULL GROUP BY 1"
+        ),
+        {"b": batch_id},
+    ).all()
+    summary = {key.value: 0 for key in SUMMARY_KEYS}
+    included = 0
+    for row in rows:
+        summary[row.preflight] = summary.get(row.preflight, 0) + int(row.n)
+        included += int(row.included)
+    summary[INCLUDED_BY_MAKER] = included
+    return summary
+
 
 
 def get_agent_name(session: Session, agent_id: int | None) -> str | None:

@@ -1,5 +1,5 @@
 """Batch commands shared by every programme (approve, cancel, dispatch, show, retry,
-export), `sika funds add` and `sika worker`.
+export, preflight, include), `sika funds add` and `sika worker`.
 
 Each command that acts signs a request with the acting agent's own key (`--agent` or
 SIKA_AGENT) and hands it to the service function, which checks it and records it.
@@ -10,6 +10,8 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from core.db import get_sessionmaker, unit_of_work
 from core.errors import ValidationError
 from core.logging import configure_logging
 from core.settings import load_settings
-from payouts import batches, worker
+from payouts import batches, preflight, worker
 from payouts.dispatch import dispatch_batch
 from payouts.export import export_arguments, export_batch
 from payouts.funds import FUNDS_ADD, add_funds, check_funding, funding_arguments
@@ -64,9 +66,77 @@ def submit(session: Session, batch: PayoutBatch, maker: str) -> None:
     batches.submit_batch(session, request, batch.id)
 
 
+def preflight_text(summary: Mapping[str, int]) -> str:
+    """A batch's pre-flight counts on one line: `ok 27 · name_mismatch 1 · ...`; the
+    verdicts no line has are left out, the maker's inclusions always shown."""
+    parts = [f"{key} {n}" for key, n in summary.items() if n and key != preflight.INCLUDED_BY_MAKER]
+    parts.append(f"{preflight.INCLUDED_BY_MAKER} {summary.get(preflight.INCLUDED_BY_MAKER, 0)}")
+    return " · ".join(parts)
+
+
+def _for_table(summary: Mapping[str, Any]) -> dict[str, Any]:
+    shown = dict(summary)
+    counts = shown.get("preflight") or {}
+    shown["preflight"] = preflight_text(counts) if any(counts.values()) else "not run"
+    return shown
+
+
+@contextmanager
+def preflight_bar(label: str) -> Iterator[Callable[[preflight.PreflightProgress], None]]:
+    """A progress bar on stderr while wallets are looked up; yields the progress callback."""
+    columns = (
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("asked {task.fields[asked]}  cached {task.fields[cached]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console.err, transient=False) as bar:
+        task = bar.add_task("preflight", total=None, asked=0, cached=0)
+
+        def show(progress: preflight.PreflightProgress) -> None:
+            bar.update(
+                task,
+                total=progress.total,
+                completed=progress.done,
+                asked=progress.looked_up,
+                cached=progress.cached,
+            )
+
+        yield show
+
+
+def print_preflight(batch_id: int, summary: Mapping[str, int]) -> None:
+    """The pre-flight summary of a batch on stderr, one line."""
+    if any(summary.values()):
+        console.err.print(f"batch {batch_id} pre-flight: {preflight_text(summary)}", markup=False)
+    else:
+        console.err.print(f"batch {batch_id}: no pre-flight was run on it", markup=False)
+
+
+def print_held(batch_id: int, held: list[dict[str, Any]]) -> None:
+    """The lines out of the batch's manifest, on stderr, and how to include one."""
+    if not held:
+        return
+    console.print_rows(
+        held,
+        ("line", "payee", "verdict", "score", "operator", "msisdn", "amount", "includable"),
+        title=f"batch {batch_id}: lines out of the manifest",
+    )
+    if any(row["includable"] for row in held):
+        console.err.print(
+            f"a held name_mismatch line goes back in with `batch include {batch_id}"
+            " --line SEQ --reason TEXT`; the manifest then changes and is signed again",
+            markup=False,
+        )
+
+
 def approve_command(programme: str, batch_id: int, agent: str | None, as_json: bool) -> None:
-    """Sign the batch's manifest as its approver."""
+    """Sign the batch's manifest as its approver, after printing its pre-flight summary."""
     manifest = _manifest(programme, batch_id)
+    with unit_of_work() as session:
+        summary = batches.preflight_summary(session, batch_id)
+    print_preflight(batch_id, summary)
     request = signed_by(
         agent,
         batches.batch_command(programme, BatchStep.APPROVE),
@@ -79,8 +149,9 @@ def approve_command(programme: str, batch_id: int, agent: str | None, as_json: b
             "status": batch.status,
             "manifest": batch.manifest,
             "approver": request.agent,
+            "preflight": summary,
         }
-    console.emit(result, as_json, "batch approved")
+    console.emit(result if as_json else _for_table(result), as_json, "batch approved")
 
 
 def _by_batch(programme: str, step: str, batch_id: int, agent: str | None) -> SignedRequest:
@@ -179,17 +250,110 @@ def dispatch_command(
         console.err.print("no broker is configured: `sika worker` (or --wait) sends the lines")
     with unit_of_work() as session:
         summary = batches.batch_summary(session, batch_id)
-    console.emit(summary, as_json, "batch")
+    console.emit(summary if as_json else _for_table(summary), as_json, "batch")
     if not finished:
         console.err.print(f"--timeout reached: batch {batch_id} still has lines in flight")
         raise typer.Exit(3)
 
 
 def show_command(batch_id: int, as_json: bool) -> None:
-    """A batch's lines by outcome: succeeded, failed (by reason), pending, unknown."""
+    """A batch's lines by outcome: succeeded, failed (by reason), pending, unknown; and its
+    lines by pre-flight verdict."""
     with unit_of_work() as session:
         summary = batches.batch_summary(session, batch_id)
-    console.emit(summary, as_json, "batch")
+    console.emit(summary if as_json else _for_table(summary), as_json, "batch")
+
+
+def _resubmit(batch_id: int, maker: str) -> dict[str, Any]:
+    """The maker signs the batch's manifest as it now is (a `<programme>.batch.submit`),
+    unless they already have: a re-run that changed no verdict leaves it as it was."""
+    with unit_of_work() as session:
+        batch = batches.get_batch(session, batch_id, lock=True)
+        if batches.signed_manifest(session, batch) != batch.manifest:
+            submit(session, batch, maker)
+        return {
+            "batch": batch.id,
+            "lines": batch.lines,
+            "total": batch.total,
+            "manifest": batch.manifest,
+        }
+
+
+def preflight_command(
+    programme: str,
+    batch_id: int,
+    agent: str | None,
+    as_json: bool,
+    payees: preflight.PayeeRegistry | None = None,
+) -> None:
+    """Run the pre-flight again on a batch not yet approved and sign its new manifest."""
+    settings = load_settings()
+    keys = load_keys(settings)
+    _manifest(programme, batch_id)
+    request = _by_batch(programme, BatchStep.PREFLIGHT, batch_id, agent)
+    with preflight_bar(f"batch {batch_id} pre-flight") as show:
+        report = preflight.rerun_preflight(
+            get_sessionmaker(),
+            request,
+            batch_id,
+            settings=settings,
+            keys=keys,
+            payees=payees,
+            programme=programme,
+            on_progress=show,
+        )
+    print_preflight(batch_id, report.summary)
+    signed = _resubmit(batch_id, request.agent)
+    result = {
+        **signed,
+        "maker": request.agent,
+        "excluded": report.excluded,
+        "preflight": report.summary,
+    }
+    console.emit(result if as_json else _for_table(result), as_json, "batch pre-flight")
+
+
+def include_command(
+    programme: str, batch_id: int, seq: int, reason: str, agent: str | None, as_json: bool
+) -> None:
+    """Include a line held out for a name mismatch, with a reason, and sign the new
+    manifest."""
+    cleaned = preflight.check_reason(reason)
+    _manifest(programme, batch_id)
+    request = signed_by(
+        agent,
+        batches.batch_command(programme, BatchStep.INCLUDE),
+        preflight.include_arguments(batch_id, seq, cleaned),
+    )
+    with unit_of_work() as session:
+        line = preflight.include_line(session, request, batch_id, seq, cleaned)
+        score = line.preflight_score
+    signed = _resubmit(batch_id, request.agent)
+    with unit_of_work() as session:
+        summary = batches.preflight_summary(session, batch_id)
+    result = {
+        **signed,
+        "line": seq,
+        "score": score,
+        "included_by": request.agent,
+        "reason": cleaned,
+        "preflight": summary,
+    }
+    console.emit(result if as_json else _for_table(result), as_json, "line included")
+
+
+def held_command(programme: str, batch_id: int, as_json: bool) -> None:
+    """The batch's lines out of its manifest, with their verdicts."""
+    keys = load_keys(load_settings())
+    _manifest(programme, batch_id)
+    with unit_of_work() as session:
+        held = preflight.held_lines(session, batch_id, keys)
+    if as_json:
+        console.print_json({"batch": batch_id, "held": held})
+    elif held:
+        print_held(batch_id, held)
+    else:
+        console.err.print(f"batch {batch_id}: every line is in the manifest", markup=False)
 
 
 def retry_command(programme: str, batch_id: int, agent: str | None, as_json: bool) -> None:
@@ -225,9 +389,13 @@ def export_command(
     console.err.print(f"wrote {count} lines to {out}")
 
 
-def register_batch_commands(app: typer.Typer, programme: str) -> None:
+def register_batch_commands(
+    app: typer.Typer, programme: str, payees: preflight.PayeeRegistry | None = None
+) -> None:
     """Add the programme-neutral batch commands to `programme`'s `batch` sub-app; each
-    signs requests `<programme>.batch.<step>`."""
+    signs requests `<programme>.batch.<step>`. `payees` is the programme's registry as a
+    re-run of the pre-flight needs it (names to compare, the operator a ported number
+    moves to); without it, wallets are checked by status alone."""
 
     def approve(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON) -> None:
         """Approve a batch (approver; never its maker): sign its manifest."""
@@ -270,7 +438,30 @@ def register_batch_commands(app: typer.Typer, programme: str) -> None:
         masked unless --reveal)."""
         export_command(programme, batch_id, out, reveal, agent)
 
+    def preflight_(batch_id: int = _BATCH, agent: str | None = AGENT, as_json: bool = JSON) -> None:
+        """Run the pre-flight again on a batch not yet approved (its maker), then sign its
+        new manifest: lines newly failing are excluded, matching ones come back in."""
+        preflight_command(programme, batch_id, agent, as_json, payees)
+
+    def include(
+        batch_id: int = _BATCH,
+        line: int = typer.Option(..., "--line", help="The line's seq in the batch."),
+        reason: str = typer.Option(..., "--reason", help="Why it is paid all the same."),
+        agent: str | None = AGENT,
+        as_json: bool = JSON,
+    ) -> None:
+        """Include a line held out for a name mismatch (its maker, before approval), with a
+        reason kept on the line and in the audit log; then sign the new manifest."""
+        include_command(programme, batch_id, line, reason, agent, as_json)
+
+    def held(batch_id: int = _BATCH, as_json: bool = JSON) -> None:
+        """The batch's lines out of its manifest: excluded, or held for a name mismatch."""
+        held_command(programme, batch_id, as_json)
+
     app.command("approve")(approve)
+    app.command("preflight")(preflight_)
+    app.command("include")(include)
+    app.command("held")(held)
     app.command("cancel")(cancel)
     app.command("dispatch")(dispatch)
     app.command("show")(show)

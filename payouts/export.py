@@ -1,4 +1,5 @@
-"""A batch's lines as CSV: each line's outcome, reason and operator reference.
+"""A batch's lines as CSV: each line's outcome, reason, operator reference and pre-flight
+verdict (`held out` lines are listed too, with the verdict that kept them out).
 
 Phone numbers are masked. A full export (`--reveal`) decrypts them for someone to read,
 so it is an auditor's signed request (`<programme>.batch.export`), recorded in the audit
@@ -36,6 +37,7 @@ EXPORT_COLUMNS = (
     "operator_reference",
     "submitted_at",
     "resolved_at",
+    "verdict",
 )
 
 
@@ -73,7 +75,7 @@ def export_batch(
     rows = session.execute(
         text(
             "SELECT id, seq, payee, msisdn_enc, operator, amount, status, reason, attempt,"
-            " reference, operator_reference, submitted_at, resolved_at"
+            " reference, operator_reference, submitted_at, resolved_at, preflight"
             " FROM payout_lines WHERE batch_id = :b ORDER BY seq"
         ).execution_options(yield_per=5000),
         {"b": batch.id},
@@ -103,6 +105,7 @@ def export_batch(
                     r.operator_reference or "",
                     r.submitted_at.isoformat() if r.submitted_at else "",
                     r.resolved_at.isoformat() if r.resolved_at else "",
+                    r.preflight or "",
                 ]
             )
             count += 1

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     Text,
     func,
     text,
@@ -33,6 +34,10 @@ from core.db import Base
 
 # AES-GCM associated data of a line's phone number
 LINE_MSISDN = "payout_lines.msisdn"
+# AES-GCM associated data of a wallet holder's name as an operator's look-up gave it, and
+# the blind-index context of the number looked up
+LOOKUP_HOLDER = "preflight_lookups.holder"
+LOOKUP_MSISDN = "preflight_lookups.msisdn"
 
 
 class BatchStatus(enum.StrEnum):
@@ -52,6 +57,14 @@ class BatchStep(enum.StrEnum):
     SUBMIT = "submit"
     APPROVE = "approve"
     CANCEL = "cancel"
+    # the maker's re-run of the pre-flight and inclusion of a held line (both change the
+    # manifest, which the maker then submits again)
+    PREFLIGHT = "preflight"
+    INCLUDE = "include"
+
+
+# steps a batch may take more than once (every manifest its maker signed is kept)
+REPEATABLE_STEPS = (BatchStep.SUBMIT, BatchStep.PREFLIGHT, BatchStep.INCLUDE)
 
 
 # the reason of a line whose batch was cancelled before dispatch: failed without ever
@@ -76,11 +89,43 @@ class LineStatus(enum.StrEnum):
         return self in (LineStatus.SUCCEEDED, LineStatus.FAILED)
 
 
+class Verdict(enum.StrEnum):
+    """What a pre-flight look-up says of a line's wallet (`payouts.preflight`)."""
+
+    OK = "ok"
+    NAME_MISMATCH = "name_mismatch"
+    NOT_REGISTERED = "not_registered"
+    INACTIVE = "inactive"
+    LOCKED = "locked"
+    AT_BALANCE_CAP = "at_balance_cap"
+    # the number answers at the other operator: the line is paid there
+    PORTED = "ported"
+    # no answer after retries: shown, never blocking by itself
+    UNREACHABLE = "unreachable"
+    # not looked up: the operator offers this merchant account no look-up
+    SKIPPED = "skipped"
+
+    @property
+    def excludes(self) -> bool:
+        """Whether a line with this verdict would fail at the operator: kept out, final."""
+        return self in EXCLUDING
+
+
+EXCLUDING = frozenset(
+    (Verdict.NOT_REGISTERED, Verdict.INACTIVE, Verdict.LOCKED, Verdict.AT_BALANCE_CAP)
+)
+
+
 IN_FLIGHT = (LineStatus.QUEUED, LineStatus.SUBMITTED, LineStatus.PENDING, LineStatus.UNKNOWN)
 
 _BATCH_STATUSES = ", ".join(f"'{s.value}'" for s in BatchStatus)
 _LINE_STATUSES = ", ".join(f"'{s.value}'" for s in LineStatus)
 _STEPS = ", ".join(f"'{s.value}'" for s in BatchStep)
+_REPEATABLE = ", ".join(f"'{s.value}'" for s in REPEATABLE_STEPS)
+_VERDICTS = ", ".join(f"'{v.value}'" for v in Verdict)
+_ACCOUNT_STATUSES = (
+    "'active', 'inactive', 'locked', 'at_balance_cap', 'not_registered', 'unknown'"
+)
 
 
 class PayoutBatch(Base):
@@ -137,7 +182,13 @@ class BatchRequest(Base):
     __table_args__ = (
         CheckConstraint(f"step IN ({_STEPS})", name="step_known"),
         CheckConstraint("command ~ ('[.]batch[.]' || step || '$')", name="command_of_step"),
-        Index("ux_payout_batch_requests_step", "batch_id", "step", unique=True),
+        Index(
+            "ux_payout_batch_requests_step",
+            "batch_id",
+            "step",
+            unique=True,
+            postgresql_where=text(f"step NOT IN ({_REPEATABLE})"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -189,6 +240,17 @@ class PayoutLine(Base):
         CheckConstraint("line_mac IS NULL OR octet_length(line_mac) = 32", name="line_mac_size"),
         # only lines written before they had a MAC: dispatch finds them in one probe
         Index("ix_payout_lines_unsealed", "batch_id", postgresql_where=text("line_mac IS NULL")),
+        CheckConstraint(f"preflight IS NULL OR preflight IN ({_VERDICTS})", name="preflight_known"),
+        CheckConstraint(f"held_out IS NULL OR held_out IN ({_VERDICTS})", name="held_out_known"),
+        CheckConstraint(
+            "preflight_score IS NULL OR preflight_score BETWEEN 0 AND 100",
+            name="preflight_score_range",
+        ),
+        CheckConstraint(
+            "(included_by IS NULL) = (include_reason IS NULL)"
+            " AND (included_by IS NULL OR held_out IS NULL)",
+            name="inclusion_whole",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -222,6 +284,17 @@ class PayoutLine(Base):
     # why someone must look at this line: a success the operator later reversed (set by
     # reconciliation), a line refused because it changed after it was signed (the worker)
     flagged: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the pre-flight's verdict on the line's wallet and, for a name compared, its score;
+    # NULL on lines built before pre-flight existed
+    preflight: Mapped[str | None] = mapped_column(Text, nullable=True)
+    preflight_score: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    # why the line is out of the manifest (the verdict that put it out); NULL when in. An
+    # excluded line is `failed` with that reason; a held name_mismatch line stays
+    # `created` until its maker includes it or the batch is approved without it
+    held_out: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the maker who put a held line back in, and the reason they gave
+    included_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    include_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -243,3 +316,37 @@ class PayoutAttempt(Base):
     archived_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class PreflightLookup(Base):
+    """One answer of an operator's wallet look-up, kept as the pre-flight's cache: a
+    number looked up within SIKA_PREFLIGHT_CACHE_HOURS is not asked again, which is also
+    what lets an interrupted pre-flight resume where it stopped.
+
+    Personal data: the number is a blind index and the holder's name a ciphertext; only
+    the status, verdict and score are in clear. Appended, never changed.
+    """
+
+    __tablename__ = "preflight_lookups"
+    __table_args__ = (
+        CheckConstraint("operator ~ '^[a-z][a-z0-9_]*$'", name="operator_named"),
+        CheckConstraint("octet_length(msisdn_bidx) = 32", name="msisdn_bidx_size"),
+        CheckConstraint(f"status IN ({_ACCOUNT_STATUSES})", name="status_known"),
+        CheckConstraint(f"verdict IN ({_VERDICTS})", name="verdict_known"),
+        CheckConstraint("score IS NULL OR score BETWEEN 0 AND 100", name="score_range"),
+        Index("ix_preflight_lookups_number", "operator", "msisdn_bidx", "looked_up_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # the operator asked (for a ported number, the other one is asked too: its own row)
+    operator: Mapped[str] = mapped_column(Text)
+    msisdn_bidx: Mapped[bytes] = mapped_column(LargeBinary)
+    # providers.base.AccountStatus; `unknown` when no usable answer came
+    status: Mapped[str] = mapped_column(Text)
+    # this answer's verdict for the name compared when it was asked
+    verdict: Mapped[str] = mapped_column(Text)
+    score: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    holder_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # why no usable answer came (providers.base.Reason), for `unknown`
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    looked_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

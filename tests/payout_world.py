@@ -132,12 +132,19 @@ def fund(operator: str, amount: int, transfer_id: str, *, treasurer: str = "afi"
 
 
 def make_batch(keys: PiiKeys, season: str = "2026A", *, maker: str = "awa", **kw: Any) -> int:
-    """The maker builds the season's next batch and submits it, as `batch create` does."""
+    """The maker builds the season's next batch (pre-flight included, unless
+    `no_preflight=True`) and submits it, as `batch create` does."""
     request = sign(maker, BATCH_CREATE, batch_create_arguments(season, **kw))
-    with unit_of_work() as session:
-        batch = create_season_batch(session, request, season, keys, **kw)
-        submit(session, batch, maker)
-        return batch.id
+    batch = create_season_batch(
+        get_sessionmaker(),
+        request,
+        season,
+        keys,
+        settings=load_settings(),
+        then=lambda session, made: submit(session, made, maker),
+        **kw,
+    )
+    return batch.id
 
 
 def approval(batch_id: int, approver: str = "kodjo") -> SignedRequest:

@@ -127,15 +127,23 @@ def _wait_sika_idle(database_url: str, broker_url: str, queue: str, timeout: flo
         broker.close()
 
 
-def _create_and_approve(env: dict[str, str]) -> int:
-    created = json.loads(
+def _create(env: dict[str, str]) -> dict:
+    """Awa's `batch create --json` (its pre-flight included): what it prints."""
+    return json.loads(
         sika_ok(
             "agripme", "batch", "create", "--season", "2026A", "--agent", "awa", "--json", env=env
         )
     )
-    batch = str(created["batch"])
+
+
+def _create_and_approve(env: dict[str, str]) -> int:
+    batch = str(_create(env)["batch"])
     sika_ok("agripme", "batch", "approve", batch, "--agent", "kodjo", env=env)
-    return int(created["batch"])
+    return int(batch)
+
+
+# what a wallet the pre-flight found fine turns into before the payout reaches it
+TURNS = ("unregistered", "locked", "inactive")
 
 
 @pytest.mark.parametrize("broker", [RABBITMQ, REDIS], ids=["rabbitmq", "redis"])
@@ -148,7 +156,34 @@ def test_batch_through_a_real_broker(sika_env, sandbox, tmp_path, database_url, 
         with running(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
             _wait_healthy(f"http://127.0.0.1:{port}/healthz")
             sandbox.set_callback_url(f"http://127.0.0.1:{port}/callbacks")
-            batch = _create_and_approve(env)
+            created = _create(env)
+            batch = int(created["batch"])
+            # the pre-flight kept the unregistered, locked, inactive and capped wallets
+            # (000002-000005, two of each) out of the manifest; every other one is fine.
+            # T-Money's look-up knows only ACTIF and INACTIF: its locked wallet is inactive
+            assert created["lines"] == 32
+            assert created["preflight"] == {
+                "ok": 32,
+                "name_mismatch": 0,
+                "not_registered": 2,
+                "inactive": 3,
+                "locked": 1,
+                "at_balance_cap": 2,
+                "ported": 0,
+                "unreachable": 0,
+                "included_by_maker": 0,
+            }
+            sika_ok("agripme", "batch", "approve", str(batch), "--agent", "kodjo", env=env)
+            # and after it, as happens in life, some wallets it found fine change: on each
+            # operator, one is closed, one locked and one made inactive before the payout
+            plain = [r for r in lines(database_url) if not r["msisdn"].endswith(TEST_NUMBERS)]
+            turned: dict[str, str] = {}
+            for operator in ("flooz", "tmoney"):
+                numbers = [r["msisdn"] for r in plain if r["operator"] == operator]
+                for msisdn, status in zip(numbers, TURNS, strict=False):
+                    sandbox.put_wallet(msisdn, status=status)
+                    turned[msisdn] = status
+            assert len(turned) == 2 * len(TURNS)
             # When it is dispatched and followed to the end
             summary = json.loads(
                 sika_ok(
@@ -173,7 +208,9 @@ def test_batch_through_a_real_broker(sika_env, sandbox, tmp_path, database_url, 
     # Then every line is final, or pending/unknown waiting on the operator
     rows = assert_paid_once(database_url, sandbox)
     assert {row["status"] for row in rows} <= {"succeeded", "failed", "pending", "unknown"}
-    assert summary["lines"] == len(rows) == 40
+    # every farmer has a line; the manifest, what was dispatched, holds the 32 in it
+    assert len(rows) == 40
+    assert summary["lines"] == 32
     # 000006 never resolves and is never sent a second time
     forever = on_test_number(rows, "000006")
     assert forever
@@ -192,9 +229,25 @@ def test_batch_through_a_real_broker(sika_env, sandbox, tmp_path, database_url, 
         if row["status"] == "succeeded":
             credits = sandbox.wallet(row["msisdn"])["credits"]
             assert sum(c["amount"] for c in credits) == row["amount"], row
-    # the unregistered, locked and inactive wallets failed for good
-    for suffix in ("000002", "000003", "000004"):
-        assert all(r["status"] == "failed" for r in on_test_number(rows, suffix))
+    # the lines the pre-flight excluded failed with its verdict, and were never sent
+    sent = {t["reference"] for t in sandbox.transactions()}
+    for suffix, verdicts in (
+        ("000002", {"flooz": "not_registered", "tmoney": "not_registered"}),
+        ("000003", {"flooz": "locked", "tmoney": "inactive"}),
+        ("000004", {"flooz": "inactive", "tmoney": "inactive"}),
+        ("000005", {"flooz": "at_balance_cap", "tmoney": "at_balance_cap"}),
+    ):
+        excluded = on_test_number(rows, suffix)
+        assert sorted(r["operator"] for r in excluded) == ["flooz", "tmoney"]
+        for row in excluded:
+            verdict = verdicts[row["operator"]]
+            assert (row["status"], row["reason"], row["sends"]) == ("failed", verdict, 0)
+            assert row["reference"] not in sent
+    # the wallets that changed after the pre-flight were refused by the operator, for good
+    for row in rows:
+        if row["msisdn"] in turned:
+            assert (row["status"], row["sends"]) == ("failed", 1), (row, turned[row["msisdn"]])
+            assert row["reference"] in sent
     # every paid farmer got one SMS in French with the amount written the French way
     paid = [r for r in rows if r["status"] == "succeeded"]
     sms = sandbox.sms()
@@ -266,12 +319,18 @@ def _refused(result: Result, words: str) -> None:
     assert words in errors[0], errors[0]
 
 
-def test_four_eyes_cannot_be_walked_around(sika_env, tmp_path):
-    # Given people, each with a key of their own on their own laptop
+def test_four_eyes_cannot_be_walked_around(sika_env, sandbox, tmp_path):
+    # Given people, each with a key of their own on their own laptop (and the operators,
+    # where the maker's pre-flight looks the farmers' wallets up)
     laptops = tmp_path / "laptops"
 
     def on(name: str) -> dict[str, str]:
-        return {**sika_env, "SIKA_KEYS_DIR": str(laptops / name), "SIKA_AGENT": name}
+        return {
+            **sika_env,
+            "SIKA_KEYS_DIR": str(laptops / name),
+            "SIKA_AGENT": name,
+            "SIKA_SANDBOX_URL": sandbox.url,
+        }
 
     def pub(name: str) -> str:
         path = tmp_path / f"{name}.pub"

@@ -330,9 +330,12 @@ def test_a_thousand_forged_callbacks_cost_one_status_query_per_line(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     admin_database_url: str,
+    sandbox: Sandbox,
 ) -> None:
     # an hour: a thousand requests take longer than the default 30 s on a busy machine
     monkeypatch.setenv("SIKA_CALLBACK_QUERY_INTERVAL", "3600")
+    # the batch's pre-flight looks each wallet up at the operators
+    monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     _clear_caches()
     keys = load_keys(load_settings())
     # Given a real AgriPME batch of three lines, made, approved and dispatched

@@ -2,15 +2,19 @@
 failed for a reason a new attempt could fix get a new attempt; a pending or an unknown
 line is only ever queried, under its one reference, as often as the schedule allows.
 
-The sandbox's test numbers (docs/operators.md): `000002` is not registered (final),
-`000005` is at the balance cap (retryable: a new attempt succeeds once the wallet has
-room), `000006` stays pending for ever, `000007` is paid but its answer is held past
-Sika's time-out, so Sika records `unknown` until a status query finds it succeeded.
+The sandbox's test numbers (docs/operators.md): `000006` stays pending for ever, `000007` is
+paid but its answer is held past Sika's time-out, so Sika records `unknown` until a status
+query finds it succeeded. A number not registered or at the balance cap is kept out of a
+batch by its pre-flight, so those failures are made as they happen in life, after the
+pre-flight: a wallet found fine when the batch was made is closed (not registered: final)
+or filled to the balance cap (retryable: a new attempt succeeds once the wallet has room)
+before the batch is dispatched.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -19,6 +23,7 @@ from core.db import unit_of_work
 from core.settings import load_settings
 from payouts import worker
 from payouts.dispatch import schedule_check
+from providers.sandbox.state import BALANCE_CAP
 from tests.conftest import _clear_caches, _libpq
 from tests.payout_world import (
     approve,
@@ -36,29 +41,57 @@ from tests.payout_world import (
     wait_for_lines,
 )
 
-NOT_REGISTERED, AT_CAP, PENDING_FOREVER, HANGS = "000002", "000005", "000006", "000007"
+PENDING_FOREVER, HANGS = "000006", "000007"
+TEST_NUMBERS = (PENDING_FOREVER, HANGS)
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """The dispatched batch, and the numbers whose wallets changed after its pre-flight."""
+
+    id: int
+    unregistered: frozenset[str]  # closed: the operator no longer knows the number
+    capped: frozenset[str]  # filled to the balance cap
+
+
+def on_numbers(rows: list[dict], numbers: frozenset[str]) -> list[dict]:
+    """The lines paying one of `numbers`."""
+    return [row for row in rows if row["msisdn"] in numbers]
 
 
 @pytest.fixture
-def batch(real_broker, sika_env, sandbox, monkeypatch, tmp_path):
-    """A dispatched batch of 20 farmers, two (one Flooz, one T-Money) on each of 000002,
-    000005, 000006 and 000007; floats funded in the ledger and at the sandbox. Status
-    queries one second apart, twice. Its id."""
+def batch(real_broker, sika_env, sandbox, monkeypatch, tmp_path, database_url):
+    """A dispatched batch of 20 farmers, two (one Flooz, one T-Money) on each of 000006 and
+    000007, every wallet fine at the pre-flight; then, before dispatch, two other wallets
+    (one Flooz, one T-Money) closed and two filled to the balance cap. Floats funded in the
+    ledger and at the sandbox. Status queries one second apart, twice."""
     monkeypatch.setenv("SIKA_SANDBOX_URL", sandbox.url)
     # shorter than the sandbox holds a 000007 answer (5 s)
     monkeypatch.setenv("SIKA_OPERATOR_TIMEOUT", "2")
     monkeypatch.setenv("SIKA_STATUS_CHECK_DELAYS", "[1, 1]")
     _clear_caches()
-    keys = setup_world(
-        tmp_path, farmers=20, test_numbers=(NOT_REGISTERED, AT_CAP, PENDING_FOREVER, HANGS)
-    )
+    keys = setup_world(tmp_path, farmers=20, test_numbers=TEST_NUMBERS)
     batch_id = make_batch(keys)
+    # Every line passed its pre-flight: none is out of the manifest
+    made = lines(database_url)
+    assert len(made) == 20
+    assert {(r["status"], r["reason"]) for r in made} == {("created", None)}
+    # Then, between the pre-flight and the payout, as happens in life: for each operator,
+    # one farmer's wallet is closed and another's fills up to the balance cap
+    plain = [r for r in made if not r["msisdn"].endswith(TEST_NUMBERS)]
+    unregistered, capped = set(), set()
+    for operator in ("flooz", "tmoney"):
+        first, second = [r["msisdn"] for r in plain if r["operator"] == operator][:2]
+        sandbox.put_wallet(first, status="unregistered")
+        sandbox.put_wallet(second, balance=BALANCE_CAP)
+        unregistered.add(first)
+        capped.add(second)
     approve(batch_id)
     for operator in ("flooz", "tmoney"):
         fund(operator, 1_000_000, f"test:fund:{operator}")
         sandbox.topup(operator, 1_000_000)
     assert dispatch(batch_id, chunk=7).queued == 20
-    return batch_id
+    return Dispatched(batch_id, frozenset(unregistered), frozenset(capped))
 
 
 def _statuses(database_url: str) -> dict[int, str]:
@@ -96,12 +129,12 @@ def test_retry_sends_nothing_new_for_pending_or_unknown_lines(batch, sandbox, da
             if line_id in seen:
                 seen[line_id].add(status)
 
-    assert run_workers(batch, watch).done
+    assert run_workers(batch.id, watch).done
     rows = lines(database_url)
     marks = schedule(database_url)
     delays = load_settings().status_check_delays
     hung, forever = on_test_number(rows, HANGS), on_test_number(rows, PENDING_FOREVER)
-    capped, unregistered = on_test_number(rows, AT_CAP), on_test_number(rows, NOT_REGISTERED)
+    capped, unregistered = on_numbers(rows, batch.capped), on_numbers(rows, batch.unregistered)
     assert len(hung) == len(forever) == len(capped) == len(unregistered) == 2
     paid = sandbox_payouts(sandbox)
     # Then each 000007 line went unknown (no answer in time) and status queries found it
@@ -136,14 +169,14 @@ def test_retry_sends_nothing_new_for_pending_or_unknown_lines(batch, sandbox, da
     # When the capped farmers make room in their wallets and the batch is retried
     for line in capped:
         sandbox.put_wallet(line["msisdn"], balance=0)
-    report = retry(batch)
+    report = retry(batch.id)
     # Then only the capped lines get a new attempt
     assert (report.retried, report.skipped) == (len(capped), 0)
     assert report.amount == sum(r["amount"] for r in capped)
     assert _attempts(database_url) == {r["id"]: r["reference"] for r in capped}
     retried = {r["id"] for r in capped}
     _kept([r for r in rows if r["id"] not in retried], lines(database_url))
-    assert run_workers(batch).done
+    assert run_workers(batch.id).done
     after = assert_paid_once(database_url, sandbox)
     # and, once they settled, each was paid under a new reference, sent once
     for line in (r for r in after if r["id"] in retried):
@@ -172,7 +205,7 @@ def test_a_line_still_unknown_at_retry_time_is_not_retried(
             database_url, lambda rs: all(r["status"] not in ("queued", "submitted") for r in rs)
         )
     sandbox.wait_quiet()
-    hung, capped = on_test_number(rows, HANGS), on_test_number(rows, AT_CAP)
+    hung, capped = on_test_number(rows, HANGS), on_numbers(rows, batch.capped)
     marks = schedule(database_url)
     paid = sandbox_payouts(sandbox)
     for line in hung:
@@ -190,7 +223,7 @@ def test_a_line_still_unknown_at_retry_time_is_not_retried(
     # When the capped farmers make room and the batch is retried
     for line in capped:
         sandbox.put_wallet(line["msisdn"], balance=0)
-    report = retry(batch)
+    report = retry(batch.id)
     # Then neither the unknown lines nor the pending ones are retried: only the failed one
     assert report.retried == len(failed) == 1
     assert _attempts(database_url) == {r["id"]: r["reference"] for r in failed}
@@ -207,7 +240,7 @@ def test_a_line_still_unknown_at_retry_time_is_not_retried(
     # When a status query of the open lines is made (as a callback's hint queues one)
     with unit_of_work() as session:
         schedule_check(session, [r["id"] for r in rows if r["status"] in ("pending", "unknown")])
-    assert run_workers(batch).done
+    assert run_workers(batch.id).done
     # Then it finds the unknown lines succeeded under their one reference: one query each,
     # still one transaction each at the operator, and every payout made exactly once
     after = {r["id"]: r for r in assert_paid_once(database_url, sandbox)}

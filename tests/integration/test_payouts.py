@@ -21,6 +21,7 @@ from core.errors import AuthorizationError, LedgerError, ValidationError
 from core.models import AuditEntry, Role
 from core.outbox import pending_count as outbox_pending
 from core.outbox import relay_all
+from core.settings import load_settings
 from ledger import api as ledger
 from payouts import worker
 from payouts.batches import approve_batch, batch_summary, cancel_batch
@@ -282,8 +283,35 @@ def test_lines_and_batches_only_move_forward_in_the_database(world, admin_databa
                 "UPDATE payout_batches SET status = 'dispatched' WHERE id = %s", (batch_id,)
             )
         conn.rollback()
-        with pytest.raises(psycopg.errors.CheckViolation, match="immutable"):
-            conn.execute("UPDATE payout_batches SET manifest = 'x' WHERE id = %s", (batch_id,))
+        # Given a created batch, whose manifest may still change before approval (a line
+        # included, the pre-flight run again) when its maker signs the new one:
+        # When its manifest is changed behind Sika's back
+        (manifest,) = conn.execute(
+            "SELECT manifest FROM payout_batches WHERE id = %s", (batch_id,)
+        ).fetchone()
+        conn.execute("UPDATE payout_batches SET manifest = 'x' WHERE id = %s", (batch_id,))
+        conn.commit()
+    # Then its approval is refused: the maker never signed that manifest
+    _refused(approval(batch_id), batch_id, "changed after its maker last signed it")
+    with psycopg.connect(admin_database_url.replace("+psycopg", "")) as conn:
+        conn.execute("UPDATE payout_batches SET manifest = %s WHERE id = %s", (manifest, batch_id))
+        conn.commit()
+    # And once approved, what its people signed never changes, nor does a line's pre-flight
+    approve(batch_id)
+    with psycopg.connect(admin_database_url.replace("+psycopg", "")) as conn:
+        for change in (
+            "UPDATE payout_batches SET manifest = 'x' WHERE id = %s",
+            "UPDATE payout_batches SET total = total + 1 WHERE id = %s",
+            "UPDATE payout_batches SET lines = lines - 1 WHERE id = %s",
+        ):
+            with pytest.raises(psycopg.errors.CheckViolation, match="immutable"):
+                conn.execute(change, (batch_id,))
+            conn.rollback()
+        with pytest.raises(psycopg.errors.CheckViolation, match="only before its batch"):
+            conn.execute(
+                "UPDATE payout_lines SET held_out = 'locked' WHERE batch_id = %s AND seq = 1",
+                (batch_id,),
+            )
 
 
 def test_a_short_float_reserves_nothing(world, sandbox):
@@ -304,8 +332,8 @@ def test_budget_and_in_flight_farmers(world, sandbox):
     # a batch over what the season has left is refused
     create_season("TINY", seasons.parse_rules({**tomllib.loads(RULES), "budget": 20_000}))
     request = sign("awa", BATCH_CREATE, batch_create_arguments("TINY"))
-    with pytest.raises(ValidationError, match="20000 FCFA of budget"), unit_of_work() as session:
-        create_season_batch(session, request, "TINY", world)
+    with pytest.raises(ValidationError, match="20000 FCFA of budget"):
+        create_season_batch(get_sessionmaker(), request, "TINY", world, settings=load_settings())
     # a season and its budget are the treasurer's
     rules = seasons.parse_rules(tomllib.loads(RULES))
     for agent in ("root", "awa"):
