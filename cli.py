@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from agripme import commands as agripme_commands
 from cizo import collections as cizo_collections
 from cizo import commands as cizo_commands
+from cizo import settlement as cizo_settlement
 from core import agent_commands, console
 from core import commands as db_commands
 from core.errors import SikaError
@@ -45,10 +46,11 @@ app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(agripme_commands.app, name="agripme")
 app.add_typer(cizo_commands.app, name="cizo")
 cizo_batch_app = typer.Typer(
-    help="Settlement batches to solar companies: approve, cancel, dispatch, show, retry, export.",
+    help="Settlement batches to solar companies: approve, preflight, held, include, cancel,"
+    " dispatch, show, retry, export.",
     no_args_is_help=True,
 )
-payout_commands.register_batch_commands(cizo_batch_app, "cizo")
+payout_commands.register_batch_commands(cizo_batch_app, "cizo", cizo_settlement.CompanyRegistry())
 cizo_commands.app.add_typer(cizo_batch_app, name="batch")
 app.add_typer(reconciliation_commands.app, name="reconcile")
 app.add_typer(payout_commands.funds_app, name="funds")

@@ -23,6 +23,7 @@ from core.db import get_sessionmaker, unit_of_work
 from core.errors import ValidationError
 from core.settings import load_settings
 from payouts import commands as payout_commands
+from payouts.batches import preflight_summary
 from payouts.funds import top_up_sandbox
 
 app = typer.Typer(
@@ -345,24 +346,47 @@ def programme_set(
 @app.command("settle")
 def settle(
     company: str = typer.Option(..., "--company"),
+    no_preflight: bool = typer.Option(
+        False,
+        "--no-preflight",
+        help="Skip the look-up of the company's wallet: only when its operator offers none"
+        " (SIKA_LOOKUP_UNAVAILABLE); recorded on the line as `skipped`.",
+    ),
     agent: str | None = _AGENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Build and sign a payout batch paying the company what it is owed (maker)."""
-    keys = load_keys(load_settings())
-    request = signed_by(agent, "cizo.settle", {"company": company})
+    """Build and sign a payout batch paying the company what it is owed (maker), once the
+    pre-flight has looked its wallet up at the operator; refused, the money still owed, if
+    the wallet would refuse it (not registered, inactive, locked, at its balance cap)."""
+    settings = load_settings()
+    keys = load_keys(settings)
+    request = signed_by(
+        agent, settlement.SETTLE, settlement.settle_arguments(company, no_preflight=no_preflight)
+    )
+    with payout_commands.preflight_bar(f"{company.upper()} pre-flight") as show:
+        batch = settlement.settle(
+            get_sessionmaker(),
+            request,
+            company,
+            keys,
+            settings=settings,
+            no_preflight=no_preflight,
+            on_progress=show,
+            # the maker's signature on the batch's manifest, in the batch's transaction
+            then=lambda session, made: payout_commands.submit(session, made, request.agent),
+        )
     with unit_of_work() as session:
-        batch = settlement.settle(session, request, company, keys)
-        # the maker's signature on the batch's manifest, in the same transaction
-        payout_commands.submit(session, batch, request.agent)
-        view = {
-            "batch_id": batch.id,
-            "scope": batch.scope,
-            "debit_account": batch.debit_account,
-            "total": batch.total,
-            "status": batch.status,
-            "maker": request.agent,
-        }
+        summary = preflight_summary(session, batch.id)
+    payout_commands.print_preflight(batch.id, summary)
+    view = {
+        "batch_id": batch.id,
+        "scope": batch.scope,
+        "debit_account": batch.debit_account,
+        "total": batch.total,
+        "status": batch.status,
+        "maker": request.agent,
+        "preflight": summary if as_json else payout_commands.preflight_text(summary),
+    }
     console.emit(view, as_json, "settlement")
     console.err.print(f"a different approver now runs: sika cizo batch approve {view['batch_id']}")
 

@@ -320,14 +320,25 @@ def test_settling_a_company_through_maker_checker(env: dict[str, str], sandbox: 
     owed = sika("cizo", "company", "show", "BBOXX", "--json", env=env)["owed"]
     assert owed == 10_560 + 1_600
 
-    # Given a settlement made by a maker
+    # Given that Flooz offers a look-up, skipping the pre-flight is refused
+    skipped = sika("cizo", "settle", "--company", "BBOXX", "--no-preflight", "--agent", "awa",
+                   env=env, code=1)  # fmt: skip
+    assert "--no-preflight: flooz offers a look-up" in skipped
+    # Given a settlement made by a maker, the company's wallet looked up first
     settled = sika("cizo", "settle", "--company", "BBOXX", "--agent", "awa", "--json", env=env)
     assert settled["total"] == owed
+    assert settled["preflight"]["ok"] == 1
+    assert sum(settled["preflight"].values()) == 1
     batch = str(settled["batch_id"])
+    # And its approver sees the pre-flight's summary before signing
+    shown = sika("cizo", "batch", "show", batch, "--json", env=env)
+    assert (shown["preflight"]["ok"], shown["lines"], shown["submitted"]) == (1, 1, True)
     # Then its maker cannot approve it, nor can it be dispatched unapproved
     sika("cizo", "batch", "approve", batch, "--agent", "awa", env=env, code=1)
     # When a different approver approves it and it is dispatched
-    sika("cizo", "batch", "approve", batch, "--agent", "kodjo", env=env)
+    approved = run_sika("cizo", "batch", "approve", batch, "--agent", "kodjo", env=env)
+    assert approved.code == 0, approved.stderr
+    assert f"batch {batch} pre-flight: ok 1 · included_by_maker 0" in approved.stderr
     sika("cizo", "batch", "dispatch", batch, "--agent", "kodjo", "--wait", "--timeout", "60",
          env=env)  # fmt: skip
     # Then the company's wallet is credited once, and Sika owes it nothing more

@@ -18,15 +18,17 @@ from openpaygo import TokenType, decode_token
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cizo import collections, payments, registry
-from cizo.models import Collection, Payment, Token
+from cizo import collections, payments, registry, settlement
+from cizo.models import Collection, Company, Payment, Token
 from cizo.rules import add_months
 from core import agents
 from core.authority import SignedRequest, load_agent_key, sign_request, signed_by
 from core.crypto import PiiKeys, load_keys
 from core.errors import AuthorizationError, ValidationError
+from core.models import AuditEntry
 from core.settings import Settings
 from ledger import api as ledger
+from payouts.models import PayoutBatch, PayoutLine, PreflightLookup
 from providers.base import CallbackEvent, Kind, Outcome
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -485,3 +487,83 @@ def test_a_request_is_the_signers_own_for_what_it_names_and_once(
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Collection)) == 1
     assert _balance(session_factory, registry.subsidy_account(year)) == 100_000
+
+
+def _owed_company(world: World, sandbox: Any, code: str, msisdn: str, serial: str) -> int:
+    """Company `code`, paid on `msisdn`, owed what a household paid for its kit `serial`:
+    what it is owed."""
+    company = {"code": code, "name": f"{code} Solaire", "msisdn": msisdn}
+    with world.factory() as session, session.begin():
+        request = world.sign(
+            "awa", "cizo.company.add", registry.company_arguments(world.keys, **company)
+        )
+        registry.add_company(session, request, world.keys, **company)
+        world.add_plan(
+            session, code=f"{code}-P", company=code, deposit=1_000, per_day=100, term_days=60
+        )
+        world.register_kit(
+            session, household="Kodjo Amah", msisdn=HOUSEHOLD, plan=f"{code}-P", serial=serial,
+            company=code,
+        )  # fmt: skip
+    paid = sandbox.pay(HOUSEHOLD, 1_300, serial, "flooz")
+    assert collections.note_merchant_payment(
+        world.factory, world.settings, world.keys, _callback(paid, serial=serial)
+    ).confirmed == [paid["operator_reference"]]
+    owed = _balance(world.factory, registry.company_account(code))
+    assert owed > 0
+    return owed
+
+
+def _settle(world: World, code: str) -> PayoutBatch:
+    request = world.sign("awa", settlement.SETTLE, settlement.settle_arguments(code))
+    return settlement.settle(world.factory, request, code, world.keys, settings=world.settings)
+
+
+def test_a_settlement_to_a_locked_wallet_is_refused_and_the_money_stays_owed(
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
+) -> None:
+    # Given a company owed money, whose wallet the operator has locked (test number 000003)
+    owed = _owed_company(world, sandbox, "LOKO", "22896000003", "KIT-L")
+    # When its maker settles it
+    with pytest.raises(ValidationError) as refused:
+        _settle(world, "LOKO")
+    # Then the settlement is refused, naming the wallet's state and what stays owed
+    message = str(refused.value)
+    assert "LOKO's wallet 22896****03 at flooz is locked" in message
+    assert f"the {owed} FCFA stay owed to LOKO" in message
+    # And no batch was built, nothing was sent, and the company is owed as much as before
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(PayoutBatch)) == 0
+        assert session.scalar(select(func.count()).select_from(PayoutLine)) == 0
+        verdicts = session.scalars(select(PreflightLookup.verdict)).all()
+    assert verdicts == ["locked"]
+    assert not [t for t in sandbox.transactions() if t.get("kind") == "payout"]
+    assert _balance(session_factory, registry.company_account("LOKO")) == owed
+
+
+def test_a_settlement_to_a_ported_number_is_paid_at_the_other_operator(
+    session_factory: sessionmaker[Session], world: World, sandbox: Any
+) -> None:
+    # Given a company owed money whose Flooz-prefixed number T-Money now holds (000011)
+    owed = _owed_company(world, sandbox, "PORTO", "22896000011", "KIT-P")
+    # When its maker settles it
+    batch = _settle(world, "PORTO")
+    # Then the one line pays everything owed, at T-Money, with the verdict `ported`
+    with session_factory() as session:
+        line = session.scalars(select(PayoutLine).where(PayoutLine.batch_id == batch.id)).one()
+        assert (line.operator, line.amount, line.preflight, line.held_out) == (
+            "tmoney",
+            owed,
+            "ported",
+            None,
+        )
+        # And the company is paid at T-Money from now on, the change in the audit log
+        assert session.get(Company, "PORTO").operator == "tmoney"
+        moved = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == settlement.REROUTED)
+        ).one()
+        assert moved.arguments == {
+            "company": "PORTO", "from": "flooz", "to": "tmoney", "why": "ported",
+        }  # fmt: skip
+    assert (batch.lines, batch.total) == (1, owed)
+    _verify(session_factory)
