@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sika's main job on the embedded defaults: a season's subsidies paid to 1,000 farmers
-# through the operator sandbox, with maker-checker, a progress bar and the batch summary.
+# through the operator sandbox, with maker-checker, a pre-flight of every farmer's wallet
+# (a few held out because the wallet is in someone else's name, one included by the
+# maker with a reason), a progress bar and the batch summary.
 # Every act is a request signed with the acting person's own key, each person's keys in a
 # directory of their own, as if on their own laptop.
 #
@@ -77,11 +79,13 @@ run as root sika agent add yao --role auditor --public-key "$SIKA_HOME/yao.pub"
 echo "Awa's laptop holds $(ls "$PEOPLE/awa"); Kodjo's holds $(ls "$PEOPLE/kodjo")"
 
 step "1,000 farmers, a few on the sandbox's test numbers, imported into the registry"
+echo "Three of them are registered on numbers ending 000010, whose wallets the sandbox names"
+echo "after someone else: the registry's name and the wallet holder's differ."
 python -c "
 from pathlib import Path
 from agripme.sample import write_sample_registry
 write_sample_registry(Path('$SIKA_HOME/farmers.csv'), 1000,
-                      test_numbers=('000002', '000006', '000007', '000009'))"
+                      test_numbers=('000002', '000006', '000007', '000009'), mismatched=3)"
 run as awa sika agripme farmers import "$SIKA_HOME/farmers.csv" --agent awa
 
 step "Season 2026A: 4,000 FCFA a bag, up to 3 bags by farm size; Afi, the treasurer, books its budget"
@@ -100,11 +104,24 @@ bags = 3
 TOML
 run as afi sika agripme season create 2026A --rules "$SIKA_HOME/season-2026A.toml" --agent afi
 
-step "Awa builds the batch and submits it, signing its manifest"
+step "Awa builds the batch: every farmer's wallet is looked up at its operator (the pre-flight), then she signs its manifest"
+echo "Numbers that are not wallets are excluded (the farmers stay eligible for a later batch);"
+echo "wallets in someone else's name are held out until the maker decides."
 created=$(as awa sika agripme batch create --season 2026A --agent awa --json)
 echo "$created"
 BATCH=$(echo "$created" | json_field '["batch"]')
-TOTAL=$(echo "$created" | json_field '["total"]')
+
+step "The lines out of the manifest, and why"
+run as awa sika agripme batch held "$BATCH"
+
+step "Awa checked one farmer's papers: the wallet is his wife's. She includes his line, with her reason, and signs the new manifest"
+# the first line held for a name mismatch (excluded lines cannot be included)
+HELD=$(as awa sika agripme batch held "$BATCH" --json | python -c "
+import json, sys
+print(next(r['line'] for r in json.load(sys.stdin)['held'] if r['includable']))")
+run as awa sika agripme batch include "$BATCH" --line "$HELD" \
+    --reason "wallet in his wife's name; checked against his ID card at the cooperative" --agent awa
+TOTAL=$(as awa sika agripme batch show "$BATCH" --json | json_field '["total"]')
 
 step "Awa cannot approve her own batch, nor approve it in Kodjo's name"
 refused as awa sika agripme batch approve "$BATCH" --agent awa
@@ -113,7 +130,8 @@ echo "(signing in Kodjo's name with her own key, SIKA_AGENT_KEY, fares no better
 refused as awa env SIKA_AGENT_KEY="$PEOPLE/awa/awa.pem" \
     sika agripme batch approve "$BATCH" --agent kodjo
 
-step "Kodjo approves it on his own laptop, with his own key"
+step "Kodjo approves it on his own laptop, with his own key, after reading its pre-flight summary"
+echo "(the two lines still held out are left out for good: those farmers stay eligible)"
 run as kodjo sika agripme batch approve "$BATCH" --agent kodjo
 
 step "Afi, the treasurer, funds both operator floats (the sandbox's floats follow)"
@@ -145,6 +163,7 @@ Done in ${elapsed}s. The sandbox keeps running at $SIKA_SANDBOX_URL (make demo-s
 and the embedded database). Try next, with SIKA_HOME=$SIKA_HOME SIKA_SANDBOX_URL=$SIKA_SANDBOX_URL
 and, to act as Yao the auditor, SIKA_KEYS_DIR=$PEOPLE/yao SIKA_AGENT=yao:
   sika agripme batch show $BATCH --json          what became of each line, by reason
+  sika agripme batch held $BATCH                 the lines the pre-flight kept out, and why
   sika agripme batch export $BATCH --out b.csv   one row per line, phone numbers masked
   sika agripme farmers show TG-2016-0000001      a farmer decrypted: a signed, logged look
   sika ledger balance float:flooz                the float, reservations included
