@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         ge=50,
         le=100,
         description="Lowest name score (0-100) a payee's registered name may have against"
-        " the wallet holder's for the line to pass pre-flight.",
+        " the wallet holder's for the line to clear pre-flight.",
     )
     preflight_concurrency: int = Field(
         default=8, ge=1, le=64, description="Look-ups in flight per operator during pre-flight."
