@@ -27,14 +27,13 @@ from core.crypto import PiiKeys, load_keys
 from core.errors import ValidationError
 from core.models import Agent, Role
 from core.settings import Settings, load_settings
-from payouts.batches import LineSpec, LineVerdict, create_batch
+from payouts.batches import LineSpec, create_batch
 from payouts.models import PayoutBatch
 from payouts.preflight import (
-    Preflight,
     PreflightProgress,
     Subject,
-    Verdict,
     check_no_preflight,
+    verdicts_of,
 )
 from providers.msisdn import route
 
@@ -219,34 +218,6 @@ def _plan(
         return _Plan(maker.id, lines)
 
 
-def preflight_verdicts(
-    factory: sessionmaker[Session],
-    lines: Sequence[LineSpec],
-    keys: PiiKeys,
-    settings: Settings,
-    *,
-    no_preflight: bool = False,
-    on_progress: Callable[[PreflightProgress], Any] | None = None,
-) -> list[LineVerdict]:
-    """Each line's pre-flight verdict. Lines at an operator this merchant account has no
-    look-up at (SIKA_LOOKUP_UNAVAILABLE) are `skipped`; `no_preflight` is accepted only
-    when that is every operator of the batch."""
-    if no_preflight:
-        check_no_preflight({line.operator for line in lines}, settings)
-    unavailable = set(settings.lookup_unavailable)
-    verdicts: list[LineVerdict | None] = [
-        LineVerdict(Verdict.SKIPPED, None, line.operator) if line.operator in unavailable else None
-        for line in lines
-    ]
-    asked = [i for i, v in enumerate(verdicts) if v is None]
-    subjects = [Subject(lines[i].msisdn, lines[i].operator, lines[i].name) for i in asked]
-    if subjects:
-        with Preflight(factory, settings, keys) as preflight:
-            findings = preflight.run(subjects, on_progress)
-        for index, finding in zip(asked, findings, strict=True):
-            verdicts[index] = LineVerdict(finding.verdict, finding.score, finding.operator)
-    return [v for v in verdicts if v is not None]
-
 
 def create_season_batch(
     factory: sessionmaker[Session],
@@ -278,8 +249,9 @@ def create_season_batch(
         no_preflight=no_preflight,
         settings=settings,
     )
-    verdicts = preflight_verdicts(
-        factory, plan.lines, keys, settings, no_preflight=no_preflight, on_progress=on_progress
+    subjects = [Subject(line.msisdn, line.operator, line.name) for line in plan.lines]
+    verdicts = verdicts_of(
+        factory, subjects, keys, settings, no_preflight=no_preflight, on_progress=on_progress
     )
     registry = FarmerRegistry(keys)
     with factory() as session, session.begin():

@@ -33,11 +33,11 @@ from core.settings import Settings
 from payouts.batches import LineSpec, LineVerdict, create_batch
 from payouts.models import EXCLUDING, LineStatus, PayoutBatch, PayoutLine
 from payouts.preflight import (
-    Preflight,
     PreflightProgress,
     Subject,
     Verdict,
     check_no_preflight,
+    verdicts_of,
 )
 from providers.msisdn import mask
 
@@ -137,6 +137,7 @@ def wallet_verdict(
     keys: PiiKeys,
     settings: Settings,
     *,
+    no_preflight: bool = False,
     on_progress: Callable[[PreflightProgress], Any] | None = None,
 ) -> LineVerdict:
     """The pre-flight verdict on a company's merchant wallet: its state only (no name is
@@ -144,12 +145,16 @@ def wallet_verdict(
 
     Always looked up afresh: one look-up costs nothing next to a settlement, and a cached
     `locked` would go on refusing the company for hours after its wallet was unlocked."""
-    if operator in settings.lookup_unavailable:
-        return LineVerdict(Verdict.SKIPPED, None, operator)
     fresh = settings.model_copy(update={"preflight_cache_hours": 0})
-    with Preflight(factory, fresh, keys) as preflight:
-        (finding,) = preflight.run([Subject(msisdn, operator, None)], on_progress)
-    return LineVerdict(finding.verdict, finding.score, finding.operator)
+    (verdict,) = verdicts_of(
+        factory,
+        [Subject(msisdn, operator, None)],
+        keys,
+        fresh,
+        no_preflight=no_preflight,
+        on_progress=on_progress,
+    )
+    return verdict
 
 
 def refusal(company: str, msisdn: str, verdict: LineVerdict, amount: int) -> str:
@@ -207,12 +212,15 @@ def settle(
     transaction. A wallet that would refuse the money refuses the settlement (see
     `refusal`)."""
     plan = _plan(factory, request, company_code, keys, no_preflight=no_preflight, settings=settings)
-    if no_preflight:
-        verdict = LineVerdict(Verdict.SKIPPED, None, plan.operator)
-    else:
-        verdict = wallet_verdict(
-            factory, plan.msisdn, plan.operator, keys, settings, on_progress=on_progress
-        )
+    verdict = wallet_verdict(
+        factory,
+        plan.msisdn,
+        plan.operator,
+        keys,
+        settings,
+        no_preflight=no_preflight,
+        on_progress=on_progress,
+    )
     with factory() as session, session.begin():
         company = registry.get_company(session, plan.company, lock=True)
         amount = _owed(session, company)

@@ -41,6 +41,7 @@ from core.settings import Settings
 from payouts.batches import (
     INCLUDED_BY_MAKER,
     SUMMARY_KEYS,
+    LineVerdict,
     batch_arguments,
     batch_command,
     get_batch,
@@ -80,6 +81,7 @@ __all__ = [
     "preflight_summary",
     "rerun_preflight",
     "verdict_of",
+    "verdicts_of",
 ]
 
 log = get_logger(__name__)
@@ -387,6 +389,34 @@ class Preflight:
             **{k: v for k, v in sorted(progress.verdicts.items())},
         )
         return [f for f in findings if f is not None]
+
+
+def verdicts_of(
+    factory: sessionmaker[Session],
+    subjects: Sequence[Subject],
+    keys: PiiKeys,
+    settings: Settings,
+    *,
+    no_preflight: bool = False,
+    on_progress: Callable[[PreflightProgress], Any] | None = None,
+) -> list[LineVerdict]:
+    """Each subject's pre-flight verdict, in order. Subjects at an operator this merchant
+    account has no look-up at (SIKA_LOOKUP_UNAVAILABLE) are `skipped`; `no_preflight` is
+    accepted only when that is every operator of the batch."""
+    if no_preflight:
+        check_no_preflight({s.operator for s in subjects}, settings)
+    unavailable = set(settings.lookup_unavailable)
+    verdicts: list[LineVerdict | None] = [
+        LineVerdict(Verdict.SKIPPED, None, s.operator) if s.operator in unavailable else None
+        for s in subjects
+    ]
+    asked = [i for i, v in enumerate(verdicts) if v is None]
+    if asked:
+        with Preflight(factory, settings, keys) as preflight:
+            findings = preflight.run([subjects[i] for i in asked], on_progress)
+        for index, finding in zip(asked, findings, strict=True):
+            verdicts[index] = LineVerdict(finding.verdict, finding.score, finding.operator)
+    return [v for v in verdicts if v is not None]
 
 
 def check_no_preflight(operators: Iterable[str], settings: Settings) -> None:
