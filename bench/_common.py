@@ -8,6 +8,9 @@ import datetime as dt
 import json
 import os
 import platform
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -251,3 +254,24 @@ class PeakRss:
             except psutil.NoSuchProcess:
                 return
             self._stop.wait(self._interval)
+
+
+# the installed `sika` beside this interpreter, as a person runs it
+SIKA = str(Path(sys.executable).parent / "sika")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a sandbox the benchmark starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_sika(env: dict[str, str], *args: str) -> str:
+    """Run `sika` with `env` and return its stdout; a failure raises with its stderr."""
+    result = subprocess.run(
+        [SIKA, *args], env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"sika {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return result.stdout

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,16 +21,18 @@ import psutil
 import psycopg
 
 from bench._common import (
+    SIKA,
     Benchmark,
     Outcome,
     Target,
+    free_port,
     libpq,
     register,
+    run_sika,
     scratch_database,
     stopwatch,
 )
 
-SIKA = str(Path(sys.executable).parent / "sika")
 REDIS = os.environ.get("SIKA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKERS = 2
 THREADS = 8
@@ -50,21 +51,6 @@ bags = 3
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _sika(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [SIKA, *args], env=env, capture_output=True, text=True, timeout=1800, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"sika {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result.stdout
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -93,7 +79,7 @@ def run(size: int) -> Outcome:
     home = Path(tempfile.mkdtemp(prefix="sika-bench-dispatch-"))
     # agents' private keys never live under SIKA_HOME, as on real machines
     keys = Path(tempfile.mkdtemp(prefix="sika-bench-keys-"))
-    port = _free_port()
+    port = free_port()
     sandbox_url = f"http://127.0.0.1:{port}"
     sandbox = subprocess.Popen(
         [SIKA, "sandbox", "serve", "--port", str(port)],
@@ -127,15 +113,15 @@ def run(size: int) -> Outcome:
             from agripme.sample import write_sample_registry
 
             for name in ("root", "awa", "kodjo", "afi"):
-                (home / f"{name}.pub").write_text(_sika(env, "agent", "keygen", name))
-            _sika(env, "agent", "bootstrap", "root", "--public-key", str(home / "root.pub"))
+                (home / f"{name}.pub").write_text(run_sika(env, "agent", "keygen", name))
+            run_sika(env, "agent", "bootstrap", "root", "--public-key", str(home / "root.pub"))
             for name, role in (("awa", "maker"), ("kodjo", "approver"), ("afi", "treasurer")):
-                _sika(env, "agent", "add", name, "--role", role,
+                run_sika(env, "agent", "add", name, "--role", role,
                       "--public-key", str(home / f"{name}.pub"), "--agent", "root")  # fmt: skip
             registry = write_sample_registry(home / "farmers.csv", size)
-            _sika(env, "agripme", "farmers", "import", str(registry), "--agent", "awa")
+            run_sika(env, "agripme", "farmers", "import", str(registry), "--agent", "awa")
             (home / "season.toml").write_text(RULES, encoding="utf-8")
-            _sika(
+            run_sika(
                 env,
                 "agripme",
                 "season",
@@ -147,7 +133,7 @@ def run(size: int) -> Outcome:
                 "afi",
             )
             created = json.loads(
-                _sika(
+                run_sika(
                     env,
                     "agripme",
                     "batch",
@@ -160,9 +146,9 @@ def run(size: int) -> Outcome:
                 )
             )
             batch, total = str(created["batch"]), int(created["total"])
-            _sika(env, "agripme", "batch", "approve", batch, "--agent", "kodjo")
+            run_sika(env, "agripme", "batch", "approve", batch, "--agent", "kodjo")
             for operator in ("flooz", "tmoney"):
-                _sika(
+                run_sika(
                     env,
                     "funds",
                     "add",

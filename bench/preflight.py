@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,9 +28,18 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from bench._common import Benchmark, Outcome, Target, register, scratch_database, stopwatch
+from bench._common import (
+    SIKA,
+    Benchmark,
+    Outcome,
+    Target,
+    free_port,
+    register,
+    run_sika,
+    scratch_database,
+    stopwatch,
+)
 
-SIKA = str(Path(sys.executable).parent / "sika")
 SEASON = "2026A"
 RULES = """
 per_bag = 4000
@@ -52,21 +60,6 @@ REFERENCE_LOOKUPS = 20_000
 TARGET_PER_SECOND = 100_000 / 300
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _sika(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [SIKA, *args], env=env, capture_output=True, text=True, timeout=1800, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"sika {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result.stdout
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -103,15 +96,15 @@ def _set_up(env: dict[str, str], home: Path, size: int) -> None:
     from agripme.sample import write_sample_registry
 
     for name in ("root", "awa", "afi"):
-        (home / f"{name}.pub").write_text(_sika(env, "agent", "keygen", name))
-    _sika(env, "agent", "bootstrap", "root", "--public-key", str(home / "root.pub"))
+        (home / f"{name}.pub").write_text(run_sika(env, "agent", "keygen", name))
+    run_sika(env, "agent", "bootstrap", "root", "--public-key", str(home / "root.pub"))
     for name, role in (("awa", "maker"), ("afi", "treasurer")):
-        _sika(env, "agent", "add", name, "--role", role,
+        run_sika(env, "agent", "add", name, "--role", role,
               "--public-key", str(home / f"{name}.pub"), "--agent", "root")  # fmt: skip
     registry = write_sample_registry(home / "farmers.csv", size)
-    _sika(env, "agripme", "farmers", "import", str(registry), "--agent", "awa")
+    run_sika(env, "agripme", "farmers", "import", str(registry), "--agent", "awa")
     (home / "season.toml").write_text(RULES, encoding="utf-8")
-    _sika(env, "agripme", "season", "create", SEASON, "--rules", str(home / "season.toml"),
+    run_sika(env, "agripme", "season", "create", SEASON, "--rules", str(home / "season.toml"),
           "--agent", "afi")  # fmt: skip
 
 
@@ -151,7 +144,7 @@ def run(size: int) -> Outcome:
     home = Path(tempfile.mkdtemp(prefix="sika-bench-preflight-"))
     # agents' private keys never live under SIKA_HOME, as on real machines
     keys_dir = Path(tempfile.mkdtemp(prefix="sika-bench-keys-"))
-    port = _free_port()
+    port = free_port()
     sandbox_url = f"http://127.0.0.1:{port}"
     # no faults, no latency: what is measured is Sika's side
     sandbox = subprocess.Popen(
